@@ -1,0 +1,213 @@
+// The agent: probes the kernel, starts the sensors, the enrichment and the APIs,
+// and says plainly what runs, what fell back and what is off.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { EventBus } from '../bus/bus';
+import type { AgentConfig } from '../config/config';
+import { BootClock } from '../enrich/process/clock';
+import { ProcessCache } from '../enrich/process/cache';
+import { loadNative } from '../kernel/native';
+import type { FeatureProbe, NativeBinding } from '../kernel/types';
+import { ProcessSensor } from '../sensors/process/sensor';
+import type { Sensor } from '../sensors/sensor';
+import { startHubbleServer } from '../api/hubble/server';
+import { startTetragonServer, writeInfoFile } from '../api/tetragon/server';
+import { startAdminServers, type AdminServers } from './admin';
+import { Logger } from './log';
+import type { StatusProvider, StatusSnapshot } from './status';
+import { VERSION } from './version';
+
+export class AgentStartError extends Error {}
+
+interface Closable {
+  close(): Promise<void>;
+}
+
+export class Agent implements StatusProvider {
+  readonly bus = new EventBus();
+  readonly log: Logger;
+  private native!: NativeBinding;
+  private features!: FeatureProbe;
+  private clock!: BootClock;
+  cache!: ProcessCache;
+  private sensors: Sensor[] = [];
+  private servers: Closable[] = [];
+  private admin?: AdminServers;
+  private timers: NodeJS.Timeout[] = [];
+  private notes: string[] = [];
+  private listeners: Record<string, string[]> = {};
+  private readonly startedAt = Date.now();
+  private readonly startHr = process.hrtime.bigint();
+  private counterSources: (() => Record<string, number>)[] = [];
+
+  constructor(readonly config: AgentConfig, log?: Logger) {
+    this.log = log ?? new Logger(config.logLevel);
+  }
+
+  async start(): Promise<void> {
+    const cfg = this.config;
+    if (process.getuid && process.getuid() !== 0) {
+      throw new AgentStartError('tetrahub agent must run as root: loading BPF programs needs CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN');
+    }
+    try {
+      this.native = loadNative();
+    } catch (e) {
+      throw new AgentStartError((e as Error).message);
+    }
+    this.features = this.native.probeFeatures();
+    if (!this.features.btf) throw new AgentStartError('this kernel has no BTF (/sys/kernel/btf/vmlinux missing): CO-RE BPF programs cannot be loaded');
+    if (!this.features.ringbuf) throw new AgentStartError('this kernel has no BPF ring buffer (needs Linux 5.8 or later)');
+    this.ensureBpffs();
+    this.describeFeatures();
+
+    this.clock = new BootClock(() => this.native.clocks());
+    this.cache = new ProcessCache({
+      nodeName: cfg.nodeName,
+      clock: this.clock,
+      capacity: cfg.processCacheSize,
+      graceMs: cfg.processCacheGraceMs,
+    });
+    this.timers.push(
+      setInterval(() => this.cache.gc(), 5_000).unref(),
+      setInterval(() => this.clock.refresh(), 10_000).unref(),
+    );
+    this.counterSources.push(() => {
+      const s = this.cache.stats();
+      return {
+        process_cache_size: s.size,
+        process_cache_live: s.live,
+        process_cache_capacity: s.capacity,
+        process_cache_evictions: s.evictions,
+        process_cache_misses: s.misses,
+        process_cache_procfs_seeded: s.procfsSeeded,
+        events_published: this.bus.published,
+        subscriber_drops: this.bus.subscriberDrops,
+        subscribers: this.bus.subscriberCount,
+      };
+    });
+
+    if (cfg.sensors.process) {
+      const sensor = new ProcessSensor({ native: this.native, bus: this.bus, cache: this.cache, clock: this.clock, config: cfg, log: this.log });
+      this.sensors.push(sensor);
+    }
+    for (const s of this.sensors) {
+      try {
+        await s.start();
+      } catch (e) {
+        this.log.error(`sensor ${s.name} failed to start: ${(e as Error).message}`);
+      }
+      const st = s.status();
+      this.log.info(`sensor ${st.name}: ${st.state}${st.hooks.length ? ` [${st.hooks.join(', ')}]` : ''}${st.note ? ` — ${st.note}` : ''}`);
+    }
+    if (!this.sensors.some((s) => s.status().state === 'running' || s.status().state === 'fallback')) {
+      throw new AgentStartError('no sensor could start; see the errors above');
+    }
+
+    const hubble = await startHubbleServer({
+      addresses: cfg.hubbleAddresses,
+      bus: this.bus,
+      status: this,
+      version: VERSION,
+      nodeName: cfg.nodeName,
+      historySize: cfg.hubbleHistorySize,
+      queueLimit: cfg.eventQueueSize,
+    });
+    this.servers.push(hubble);
+    this.listeners.hubble = hubble.addresses;
+    this.log.info(`Hubble API (observer.Observer) listening on ${hubble.addresses.join(', ')}`);
+
+    const tetragon = await startTetragonServer({
+      addresses: cfg.tetragonAddresses,
+      bus: this.bus,
+      status: this,
+      version: VERSION,
+      queueLimit: cfg.eventQueueSize,
+    });
+    this.servers.push(tetragon);
+    this.listeners.tetragon = tetragon.addresses;
+    this.log.info(`Tetragon API (tetragon.FineGuidanceSensors) listening on ${tetragon.addresses.join(', ')}`);
+    try {
+      writeInfoFile(cfg.infoFile, { server_address: tetragon.addresses[0], pid: process.pid });
+    } catch (e) {
+      this.notes.push(`could not write ${cfg.infoFile}: ${(e as Error).message}`);
+    }
+
+    this.admin = await startAdminServers({ status: this, adminSocket: cfg.adminSocket, metricsAddress: cfg.metricsAddress });
+    this.listeners.admin = this.admin.addresses;
+    this.log.info(`status and metrics on ${this.admin.addresses.join(', ')}`);
+    for (const n of this.notes) this.log.warn(n);
+  }
+
+  private ensureBpffs(): void {
+    const mounts = fs.readFileSync('/proc/mounts', 'utf8');
+    if (!/ \/sys\/fs\/bpf bpf /.test(mounts)) {
+      try {
+        fs.mkdirSync('/sys/fs/bpf', { recursive: true });
+        execFileSync('mount', ['-t', 'bpf', 'bpf', '/sys/fs/bpf'], { stdio: 'ignore' });
+        this.notes.push('mounted the BPF filesystem at /sys/fs/bpf (it was not mounted)');
+      } catch (e) {
+        this.notes.push(`the BPF filesystem is not mounted and mounting it failed (${(e as Error).message}): maps are not pinned`);
+      }
+    }
+    fs.mkdirSync(this.config.bpfDir, { recursive: true });
+  }
+
+  private describeFeatures(): void {
+    const f = this.features;
+    const have = Object.entries(f.attach).filter(([, v]) => v).map(([k]) => k);
+    const missing = Object.entries(f.attach).filter(([, v]) => !v).map(([k]) => k);
+    this.log.info(`kernel hooks available: ${have.join(', ') || 'none'}`);
+    for (const k of missing) {
+      const why = f.reasons[`attach.${k}`] ?? 'not available';
+      this.notes.push(`kernel feature ${k} unavailable: ${why}`);
+    }
+    if (!f.lsmActive) this.notes.push(`BPF-LSM is not active${f.reasons.lsmActive ? `: ${f.reasons.lsmActive}` : ''}`);
+  }
+
+  snapshot(): StatusSnapshot {
+    const counters: Record<string, number> = {};
+    for (const src of this.counterSources) Object.assign(counters, src());
+    for (const s of this.sensors) for (const [k, v] of Object.entries(s.counters())) counters[k] = v;
+    const features: Record<string, boolean> = {};
+    if (this.features) {
+      features.btf = this.features.btf;
+      features.ringbuf = this.features.ringbuf;
+      features.lsm_active = this.features.lsmActive;
+      for (const [k, v] of Object.entries(this.features.attach)) features[k] = v;
+    }
+    return {
+      version: VERSION,
+      nodeName: this.config.nodeName,
+      startTime: { sec: Math.floor(this.startedAt / 1000), nsec: (this.startedAt % 1000) * 1e6 },
+      uptimeNs: Number(process.hrtime.bigint() - this.startHr),
+      sensors: this.sensors.map((s) => s.status()),
+      features,
+      notes: [...this.notes, ...this.sensors.flatMap((s) => (s.status().note ? [`${s.name}: ${s.status().note}`] : []))],
+      counters,
+      listeners: this.listeners,
+    };
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    for (const s of this.servers.reverse()) await s.close().catch(() => undefined);
+    await this.admin?.close().catch(() => undefined);
+    for (const s of this.sensors) await s.stop().catch(() => undefined);
+    try {
+      fs.rmSync(this.config.infoFile, { force: true });
+    } catch {
+      /* best effort */
+    }
+  }
+}
+
+export function repoRoot(): string {
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('cannot find the tetrahub package root');
+    dir = up;
+  }
+  return dir;
+}

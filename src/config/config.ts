@@ -1,0 +1,163 @@
+// Agent configuration: embedded defaults, then a config file (YAML or JSON), then flags.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as yaml from 'js-yaml';
+import { defaultNodeName } from '../enrich/process/execId';
+
+export interface AgentConfig {
+  nodeName: string;
+  /** Hubble observer API listeners. */
+  hubbleAddresses: string[];
+  /** Tetragon FineGuidanceSensors listeners. */
+  tetragonAddresses: string[];
+  /** Prometheus /metrics and /status over HTTP; "" disables. */
+  metricsAddress: string;
+  /** Admin socket (HTTP /status) used by `tetrahub status`. */
+  adminSocket: string;
+  /** bpffs directory where the agent pins its maps. */
+  bpfDir: string;
+  /** Where tetra-style clients discover the Tetragon API. */
+  infoFile: string;
+  ringBufferBytes: number;
+  processMapEntries: number;
+  processCacheSize: number;
+  processCacheGraceMs: number;
+  hubbleHistorySize: number;
+  /** Per-subscriber queue bound (API streams, exporters). */
+  eventQueueSize: number;
+  sensors: { process: boolean };
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+export const DEFAULT_CONFIG_FILE = '/etc/tetrahub/config.yaml';
+
+export function defaultConfig(env = process.env): AgentConfig {
+  return {
+    nodeName: defaultNodeName(env, os.hostname()),
+    hubbleAddresses: ['unix:///var/run/tetrahub/hubble.sock', '127.0.0.1:4244'],
+    tetragonAddresses: ['127.0.0.1:54321', 'unix:///var/run/tetrahub/tetragon.sock'],
+    metricsAddress: '127.0.0.1:2112',
+    adminSocket: '/var/run/tetrahub/admin.sock',
+    bpfDir: '/sys/fs/bpf/tetrahub',
+    infoFile: '/var/run/tetrahub/tetragon-info.json',
+    ringBufferBytes: 8 * 1024 * 1024,
+    processMapEntries: 32768,
+    processCacheSize: 65536,
+    processCacheGraceMs: 30_000,
+    hubbleHistorySize: 4095,
+    eventQueueSize: 10_000,
+    sensors: { process: true },
+    logLevel: 'info',
+  };
+}
+
+/** Flag name (kebab-case) → config key; list-valued flags accept commas and repetition. */
+const FLAGS: Record<string, keyof AgentConfig> = {
+  'node-name': 'nodeName',
+  'hubble-address': 'hubbleAddresses',
+  'tetragon-address': 'tetragonAddresses',
+  'server-address': 'tetragonAddresses',
+  'metrics-address': 'metricsAddress',
+  'admin-socket': 'adminSocket',
+  'bpf-dir': 'bpfDir',
+  'info-file': 'infoFile',
+  'ring-buffer-bytes': 'ringBufferBytes',
+  'process-map-entries': 'processMapEntries',
+  'process-cache-size': 'processCacheSize',
+  'process-cache-grace-ms': 'processCacheGraceMs',
+  'hubble-history-size': 'hubbleHistorySize',
+  'event-queue-size': 'eventQueueSize',
+  'log-level': 'logLevel',
+};
+
+export class ConfigError extends Error {}
+
+function coerce(key: keyof AgentConfig, value: unknown, where: string, base: AgentConfig): unknown {
+  const def = base[key];
+  if (Array.isArray(def)) {
+    const list = Array.isArray(value) ? value : String(value).split(',');
+    return list.map((v) => String(v).trim()).filter((v) => v !== '');
+  }
+  if (typeof def === 'number') {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0) throw new ConfigError(`${where}: expected a non-negative integer, got ${JSON.stringify(value)}`);
+    return n;
+  }
+  if (typeof def === 'string') {
+    if (key === 'logLevel' && !['debug', 'info', 'warn', 'error'].includes(String(value))) {
+      throw new ConfigError(`${where}: expected one of debug, info, warn, error, got ${JSON.stringify(value)}`);
+    }
+    return String(value);
+  }
+  return value;
+}
+
+/** Merges a config file's object into cfg, naming the file and key on any error. */
+export function applyFile(cfg: AgentConfig, file: string): AgentConfig {
+  let doc: unknown;
+  try {
+    doc = yaml.load(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new ConfigError(`config file ${file}: ${(e as Error).message}`);
+  }
+  if (doc == null) return cfg;
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`config file ${file}: expected a mapping at the top level`);
+  const out = { ...cfg };
+  for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
+    const key = (FLAGS[k] ?? (k in cfg ? k : undefined)) as keyof AgentConfig | undefined;
+    if (!key) throw new ConfigError(`config file ${file}: unknown key "${k}"`);
+    if (key === 'sensors') {
+      if (typeof v !== 'object' || v === null) throw new ConfigError(`config file ${file}: sensors: expected a mapping`);
+      out.sensors = { ...cfg.sensors, ...(v as Record<string, boolean>) };
+      continue;
+    }
+    (out as Record<string, unknown>)[key] = coerce(key, v, `config file ${file}: ${k}`, cfg);
+  }
+  return out;
+}
+
+/** Parses agent flags (`--name value` or `--name=value`); returns the config. */
+export function parseAgentArgs(argv: string[], env = process.env): AgentConfig {
+  let cfg = defaultConfig(env);
+  const explicitFile = argv.findIndex((a) => a === '--config' || a.startsWith('--config='));
+  let file: string | undefined;
+  if (explicitFile >= 0) {
+    file = argv[explicitFile].includes('=') ? argv[explicitFile].split('=')[1] : argv[explicitFile + 1];
+    if (!file) throw new ConfigError('--config needs a file');
+    cfg = applyFile(cfg, file);
+  } else if (fs.existsSync(DEFAULT_CONFIG_FILE)) {
+    cfg = applyFile(cfg, DEFAULT_CONFIG_FILE);
+  }
+  const lists = new Set<keyof AgentConfig>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) throw new ConfigError(`unexpected argument "${a}"`);
+    let [name, value] = a.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
+    if (name === 'config') {
+      if (value === undefined) i++;
+      continue;
+    }
+    const m = /^(enable|disable)-sensor$/.exec(name);
+    const key = FLAGS[name];
+    if (!key && !m) throw new ConfigError(`unknown flag --${name}`);
+    if (value === undefined) {
+      value = argv[++i];
+      if (value === undefined) throw new ConfigError(`--${name} needs a value`);
+    }
+    if (m) {
+      if (!(value in cfg.sensors)) throw new ConfigError(`--${name}: unknown sensor "${value}" (known: ${Object.keys(cfg.sensors).join(', ')})`);
+      cfg.sensors = { ...cfg.sensors, [value]: m[1] === 'enable' };
+      continue;
+    }
+    const v = coerce(key, value, `--${name}`, cfg);
+    if (Array.isArray(v)) {
+      // The first use of a list flag replaces the default, later uses append.
+      const prev = lists.has(key) ? (cfg[key] as string[]) : [];
+      (cfg as unknown as Record<string, unknown>)[key] = [...prev, ...v];
+      lists.add(key);
+    } else {
+      (cfg as unknown as Record<string, unknown>)[key] = v;
+    }
+  }
+  return cfg;
+}
