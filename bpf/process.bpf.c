@@ -8,6 +8,7 @@
  *
  * Records: see include/tetrahub_events.h. User-space configuration:
  *   .rodata  agent_tgid      tgid whose EXEC/CLONE/EXIT records are not emitted
+ *   .rodata  cgroup_subsys_idx  0xffffffff = cgroup v2 (default), else a v1 subsystem id
  *   map      tetrahub_events ring buffer (max_entries = bytes, default 8 MiB)
  *   map      tetrahub_procs  hash __u32 tgid -> struct th_proc, pinned by name
  *   map      tetrahub_stats  per-CPU array[1] of struct th_stats
@@ -25,6 +26,29 @@ char LICENSE[] SEC("license") = "GPL";
 #define TH_SIGNAL_GROUP_EXIT 0x00000004 /* include/linux/sched/signal.h */
 
 const volatile __u32 agent_tgid = 0;
+/*
+ * Which cgroup an EXEC record names (cgroup_id + cgroup_name):
+ *   0xffffffff (default): the cgroup-v2 (default hierarchy) cgroup, id from
+ *     bpf_get_current_cgroup_id();
+ *   N: the cgroup of cgroup-v1 subsystem id N (the row index of the subsystem
+ *     in /proc/cgroups, e.g. "memory" or "pids"), id = its kernfs node id.
+ *     For hosts on cgroup v1 / hybrid, where the v2 cgroup is the root.
+ */
+const volatile __u32 cgroup_subsys_idx = 0xffffffff;
+
+/*
+ * Never read: puts every record type into the object's BTF (clang only emits
+ * the types of maps, globals and functions), so that user space and
+ * src/sensors/process/layout.test.ts can check offsets against the compiled
+ * object.
+ */
+const volatile struct th_btf_anchor {
+	struct th_exec exec;
+	struct th_clone clone;
+	struct th_exit exit;
+	struct th_proc proc;
+	struct th_stats stats;
+} th_btf_anchor = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -58,9 +82,22 @@ struct {
 #define M_LEN 4095
 #define M_TOTAL 16383
 
+struct cwd_walk {
+	__u64 dentry;
+	__u64 vfsmnt;
+	__u64 mnt;
+	__u64 root_dentry;
+	__u64 root_mnt;
+	__u32 pos;
+	__u32 flags;
+	__u32 done;
+	__u32 pad;
+};
+
 struct scratch {
 	__u8 ev[EV_BUF_SIZE];
 	__u8 cwd[CWD_BUF_SIZE];
+	struct cwd_walk w;
 };
 
 struct {
@@ -98,83 +135,111 @@ static __always_inline void count_update_err(void)
 }
 
 /*
- * Builds the cwd of task into c[pos, TH_CWD_MAX) by walking fs->pwd up to
- * fs->root, crossing mount points. Returns pos.
+ * The cwd walk runs under bpf_loop (kernel >= 5.17) with its state kept in the
+ * per-CPU scratch map rather than on the stack: the verifier then checks one
+ * step instead of every path through TH_CWD_COMPONENTS_MAX unrolled steps.
+ * The path is written backwards into cwd[pos, TH_CWD_MAX).
  */
-static __always_inline __u32 build_cwd(struct task_struct *task, __u8 *c, __u32 *flags)
+static long cwd_step(__u32 i, void *unused)
 {
-	struct fs_struct *fs = BPF_CORE_READ(task, fs);
-	struct dentry *dentry, *root_dentry, *mnt_root, *parent;
-	struct vfsmount *vfsmnt, *root_mnt;
+	struct dentry *dentry, *mnt_root, *parent;
+	struct vfsmount *vfsmnt;
 	struct mount *mnt, *mnt_parent;
 	const unsigned char *name;
-	__u32 pos = TH_CWD_MAX, len;
-	int done = 0, i;
+	struct cwd_walk *w;
+	struct scratch *s;
+	__u32 zero = 0, pos, len;
 
+	s = bpf_map_lookup_elem(&tetrahub_scratch, &zero);
+	if (!s)
+		return 1;
+	w = &s->w;
+	dentry = (void *)w->dentry;
+	vfsmnt = (void *)w->vfsmnt;
+	mnt = (void *)w->mnt;
+
+	if (w->dentry == w->root_dentry && w->vfsmnt == w->root_mnt) {
+		w->done = 1;
+		return 1;
+	}
+	mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+	if (dentry == mnt_root) {
+		mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+		if (!mnt_parent || mnt_parent == mnt) {
+			w->done = 1; /* root of the mount tree */
+			return 1;
+		}
+		w->dentry = (__u64)BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->mnt = (__u64)mnt_parent;
+		w->vfsmnt = (__u64)mnt_parent + bpf_core_field_offset(struct mount, mnt);
+		return 0;
+	}
+	parent = BPF_CORE_READ(dentry, d_parent);
+	if (!parent || parent == dentry) {
+		w->done = 1; /* root of a detached tree */
+		return 1;
+	}
+	len = BPF_CORE_READ(dentry, d_name.len);
+	name = BPF_CORE_READ(dentry, d_name.name);
+	if (len > 255)
+		len = 255;
+	pos = w->pos;
+	if (pos > TH_CWD_MAX || len + 1 > pos)
+		return 1; /* does not fit: truncated */
+	pos -= len + 1;
+	if (bpf_probe_read_kernel(s->cwd + ((pos + 1) & M_LEN), len & 255, name) < 0) {
+		w->flags |= TH_FLAG_ERROR_CWD;
+		return 1;
+	}
+	s->cwd[pos & M_LEN] = '/';
+	w->pos = pos;
+	w->dentry = (__u64)parent;
+	return 0;
+}
+
+/* Builds the cwd of task into s->cwd[pos, TH_CWD_MAX). Returns pos. */
+static __always_inline __u32 build_cwd(struct task_struct *task, struct scratch *s, __u32 *flags)
+{
+	struct fs_struct *fs = BPF_CORE_READ(task, fs);
+	struct cwd_walk *w = &s->w;
+	__u32 pos;
+
+	w->pos = TH_CWD_MAX;
+	w->flags = 0;
+	w->done = 0;
 	if (!fs) {
 		*flags |= TH_FLAG_NOCWD;
-		return pos;
+		return TH_CWD_MAX;
 	}
-	dentry = BPF_CORE_READ(fs, pwd.dentry);
-	vfsmnt = BPF_CORE_READ(fs, pwd.mnt);
-	root_dentry = BPF_CORE_READ(fs, root.dentry);
-	root_mnt = BPF_CORE_READ(fs, root.mnt);
-	if (!dentry || !vfsmnt) {
+	w->dentry = (__u64)BPF_CORE_READ(fs, pwd.dentry);
+	w->vfsmnt = (__u64)BPF_CORE_READ(fs, pwd.mnt);
+	w->root_dentry = (__u64)BPF_CORE_READ(fs, root.dentry);
+	w->root_mnt = (__u64)BPF_CORE_READ(fs, root.mnt);
+	if (!w->dentry || !w->vfsmnt) {
 		*flags |= TH_FLAG_NOCWD;
-		return pos;
+		return TH_CWD_MAX;
 	}
-	mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
+	w->mnt = w->vfsmnt - bpf_core_field_offset(struct mount, mnt);
 
-	for (i = 0; i < TH_CWD_COMPONENTS_MAX; i++) {
-		if (dentry == root_dentry && vfsmnt == root_mnt) {
-			done = 1;
-			break;
-		}
-		mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
-		if (dentry == mnt_root) {
-			mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
-			if (!mnt_parent || mnt_parent == mnt) {
-				done = 1; /* root of the mount tree */
-				break;
-			}
-			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
-			mnt = mnt_parent;
-			vfsmnt = (void *)mnt + bpf_core_field_offset(struct mount, mnt);
-			continue;
-		}
-		parent = BPF_CORE_READ(dentry, d_parent);
-		if (!parent || parent == dentry) {
-			done = 1; /* root of a detached tree */
-			break;
-		}
-		len = BPF_CORE_READ(dentry, d_name.len);
-		name = BPF_CORE_READ(dentry, d_name.name);
-		if (len > 255)
-			len = 255;
-		if (len + 1 > pos)
-			break; /* does not fit: truncated */
-		pos -= len + 1;
-		if (bpf_probe_read_kernel(c + ((pos + 1) & M_LEN), len & 255, name) < 0) {
-			*flags |= TH_FLAG_ERROR_CWD;
-			pos += len + 1;
-			break;
-		}
-		c[pos & M_LEN] = '/';
-		dentry = parent;
-	}
-	if (!done)
+	bpf_loop(TH_CWD_COMPONENTS_MAX, cwd_step, NULL, 0);
+
+	*flags |= w->flags;
+	if (!w->done)
 		*flags |= TH_FLAG_ERROR_PATH_RESOLUTION_CWD;
+	pos = w->pos;
+	if (pos > TH_CWD_MAX)
+		pos = TH_CWD_MAX;
 	if (pos == TH_CWD_MAX) {
 		pos--;
-		c[pos & M_LEN] = '/';
-		if (done)
+		s->cwd[pos & M_LEN] = '/';
+		if (w->done)
 			*flags |= TH_FLAG_ROOTCWD;
 	}
 	return pos;
 }
 
 SEC("raw_tp/sched_process_exec")
-int th_exec(struct bpf_raw_tracepoint_args *ctx)
+int tetrahub_exec(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct task_struct *task = (void *)ctx->args[0];
 	struct linux_binprm *bprm = (void *)ctx->args[2];
@@ -245,7 +310,7 @@ int th_exec(struct bpf_raw_tracepoint_args *ctx)
 	off = (off + alen) & M_OFF;
 
 	/* cwd */
-	pos = build_cwd(task, s->cwd, &flags);
+	pos = build_cwd(task, s, &flags);
 	if (pos > TH_CWD_MAX)
 		pos = TH_CWD_MAX;
 	clen = (TH_CWD_MAX - pos) & M_LEN;
@@ -256,11 +321,32 @@ int th_exec(struct bpf_raw_tracepoint_args *ctx)
 	ev->cwd_len = clen;
 	off = (off + clen) & M_OFF;
 
-	/* cgroup: id and the default-hierarchy cgroup's kernfs name */
-	ev->cgroup_id = bpf_get_current_cgroup_id();
+	/* cgroup: id and kernfs name (see cgroup_subsys_idx) */
+	str = NULL;
+	if (cgroup_subsys_idx == 0xffffffff) {
+		ev->cgroup_id = bpf_get_current_cgroup_id();
+		str = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, name);
+	} else {
+		struct css_set *cset = BPF_CORE_READ(task, cgroups);
+		struct cgroup_subsys_state *css = NULL;
+		struct kernfs_node *kn = NULL;
+		__u32 idx = cgroup_subsys_idx;
+
+		ev->cgroup_id = 0;
+		if (idx < bpf_core_field_size(cset->subsys) / sizeof(void *) &&
+		    !bpf_probe_read_kernel(&css, sizeof(css),
+					   (void *)cset + bpf_core_field_offset(cset->subsys) +
+						   (idx & 63) * sizeof(void *)) &&
+		    css) {
+			kn = BPF_CORE_READ(css, cgroup, kn);
+			if (kn) {
+				ev->cgroup_id = BPF_CORE_READ(kn, id);
+				str = BPF_CORE_READ(kn, name);
+			}
+		}
+	}
 	if (!ev->cgroup_id)
 		flags |= TH_FLAG_ERROR_CGROUP_ID;
-	str = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, name);
 	n = str ? bpf_probe_read_kernel_str(s->ev + off, TH_CGROUP_NAME_MAX + 1, str) : -1;
 	if (n > 0) {
 		ev->cgroup_name_len = (n - 1) & 127;
@@ -306,7 +392,7 @@ int th_exec(struct bpf_raw_tracepoint_args *ctx)
 }
 
 SEC("raw_tp/sched_process_fork")
-int th_fork(struct bpf_raw_tracepoint_args *ctx)
+int tetrahub_fork(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct task_struct *parent = (void *)ctx->args[0];
 	struct task_struct *child = (void *)ctx->args[1];
@@ -357,7 +443,7 @@ int th_fork(struct bpf_raw_tracepoint_args *ctx)
 }
 
 SEC("raw_tp/sched_process_exit")
-int th_exit(struct bpf_raw_tracepoint_args *ctx)
+int tetrahub_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct task_struct *task = (void *)ctx->args[0];
 	struct signal_struct *sig;

@@ -9,7 +9,7 @@
 char LICENSE[] SEC("license") = "GPL";
 
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(type, BPF_MAP_TYPE_HASH); // array lookups with a constant key are never NULL on new kernels
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u64);

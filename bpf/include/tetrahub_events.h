@@ -91,8 +91,12 @@ struct th_hdr {
  *                argument NUL terminated; the last one has no NUL when
  *                TH_FLAG_TRUNC_ARGS is set
  *   cwd          absolute path, no NUL ("/" with TH_FLAG_ROOTCWD)
- *   cgroup_name  kernfs name of the task's cgroup-v2 (default hierarchy)
- *                cgroup, e.g. "docker-<id>.scope", no NUL
+ *   cgroup_name  kernfs name (leaf directory) of the task's cgroup, e.g.
+ *                "docker-<id>.scope", "" for the root cgroup, no NUL
+ * cgroup_id / cgroup_name name the cgroup-v2 cgroup (cgroup_id from
+ * bpf_get_current_cgroup_id), or with process.bpf.c's cgroup_subsys_idx set,
+ * the cgroup of that v1 subsystem (cgroup_id = its kernfs node id = the inode
+ * of its directory).
  */
 struct th_exec {
 	struct th_hdr hdr;

@@ -10,6 +10,8 @@
 
 namespace tetrahub {
 
+void AppendLibbpfLog(const char* s);
+
 namespace {
 thread_local LibbpfLog* tl_capture = nullptr;
 bool g_debug = false;

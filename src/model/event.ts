@@ -71,7 +71,7 @@ export interface ProcessInfo {
   refcnt: number;
 }
 
-export type EventKind = 'exec' | 'exit';
+export type EventKind = 'exec' | 'exit' | 'file' | 'net' | 'dns' | 'syscall';
 
 interface EventBase {
   kind: EventKind;
@@ -100,7 +100,107 @@ export interface ExitEvent extends EventBase {
   signal: string;
 }
 
+/** File access and changes, paths absolute and resolved. */
+export type FileOp =
+  | 'open' | 'close' | 'unlink' | 'rename' | 'chmod' | 'chown' | 'truncate' | 'mkdir' | 'rmdir'
+  | 'symlink' | 'link' | 'mount' | 'umount';
+
+export interface FileEvent extends EventBase {
+  kind: 'file';
+  op: FileOp;
+  /** The syscall behind it, e.g. "openat", "renameat2". */
+  syscall: string;
+  /** Absolute path (for open: the file actually opened). */
+  path: string;
+  /** Second path: rename/link/symlink target, mount target. */
+  path2?: string;
+  /** Path was cut at the bound or could not be fully resolved. */
+  truncated: boolean;
+  /** open flags (O_*), mount flags; 0 when not applicable. */
+  flags: number;
+  /** Mode for open/creat/chmod/mkdir, uid/gid for chown in uid/gid. */
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  /** Syscall return value (fd or -errno). */
+  ret: number;
+  /** For close / periodic reports: bytes moved through this open file. */
+  bytesRead?: number;
+  bytesWritten?: number;
+}
+
+export type NetOp = 'connect' | 'accept' | 'listen' | 'close' | 'send' | 'receive';
+
+export interface NetEvent extends EventBase {
+  kind: 'net';
+  op: NetOp;
+  protocol: 'tcp' | 'udp';
+  family: 4 | 6;
+  /** Local and remote ends as the process sees them. */
+  saddr: string;
+  sport: number;
+  daddr: string;
+  dport: number;
+  /** Network namespace inode. */
+  netns: number;
+  socketCookie: bigint;
+  /** egress: this process initiated (connect/send); ingress: it accepted/received. */
+  direction: 'egress' | 'ingress';
+  /** Syscall result for connect/accept (0 or -errno); 0 otherwise. */
+  ret: number;
+  bytesSent?: number;
+  bytesReceived?: number;
+  /** UDP periodic reports: datagrams in this report. */
+  packets?: number;
+  /** TCP state name at the event, e.g. "TCP_ESTABLISHED". */
+  state?: string;
+  /** DNS names known for daddr (from the DNS cache). */
+  destinationNames?: string[];
+  /** Cilium identities and endpoints, when known (issue: identities). */
+  source?: EndpointInfo;
+  destination?: EndpointInfo;
+}
+
+export interface DnsAnswer {
+  name: string;
+  type: string;
+  ttl: number;
+  /** Address for A/AAAA, target for CNAME. */
+  data: string;
+}
+
+export interface DnsEvent extends EventBase {
+  kind: 'dns';
+  protocol: 'udp' | 'tcp';
+  isResponse: boolean;
+  id: number;
+  query: string;
+  qtypes: string[];
+  rcode: number;
+  answers: DnsAnswer[];
+  clientAddr: string;
+  clientPort: number;
+  serverAddr: string;
+  serverPort: number;
+  /** Response only: ns since the matching query. */
+  latencyNs?: number;
+  /** Parsing stopped early (truncated, malformed, compression loop). */
+  malformed?: string;
+}
+
+export interface SyscallEvent extends EventBase {
+  kind: 'syscall';
+  id: number;
+  name: string;
+  args: bigint[];
+  ret?: number;
+  /** For count reports: calls since the last report. */
+  count?: number;
+}
+
 export type RuntimeEvent = ExecEvent | ExitEvent;
+/** Events of the file/network/DNS/syscall sensors; joins RuntimeEvent once the adapters encode them. */
+export type SensorEvent = FileEvent | NetEvent | DnsEvent | SyscallEvent;
 
 /** Loss notices travel the bus beside events so that every API can report them. */
 export type LossSource = 'kernel_ring' | 'subscriber_queue' | 'history_ring';

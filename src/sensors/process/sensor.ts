@@ -13,7 +13,7 @@ import type { BpfLink, BpfMap, BpfObject, NativeBinding, RingConsumer } from '..
 import type { BusItem, RuntimeEvent } from '../../model/event';
 import type { Sensor } from '../sensor';
 import { decodeBatch, decodeStats, decodeErrors, encodeProcValue, type ProcessRecord } from './decode';
-import { TH_FLAG_PROCFS, TH_REC_CLONE, TH_REC_EXEC, TH_REC_EXIT } from './layout.gen';
+import { TH_FLAG_PROCFS, TH_REC_EXEC, TH_REC_EXIT } from './layout.gen';
 
 export interface ProcessSensorDeps {
   native: NativeBinding;
@@ -49,7 +49,7 @@ export class ProcessSensor implements Sensor {
   private events: RuntimeEvent[] = [];
   private lastDrops = 0;
   private dropTimer?: NodeJS.Timeout;
-  private kernel = { emitted: 0, dropped: 0, procsUpdateErrors: 0, exitUnknown: 0 };
+  private kernel = { emitted: 0, dropped: 0, droppedExec: 0, droppedExit: 0, procsUpdateErrors: 0, exitUnknown: 0 };
   private seeded = 0;
 
   constructor(private readonly d: ProcessSensorDeps) {}
@@ -130,8 +130,14 @@ export class ProcessSensor implements Sensor {
     const v = this.statsMap.lookup(Buffer.alloc(4));
     if (!v) return;
     const s = decodeStats(v);
-    const sum = (a: readonly number[]): number => a[TH_REC_EXEC] + a[TH_REC_CLONE] + a[TH_REC_EXIT];
-    this.kernel = { emitted: sum(s.emitted), dropped: sum(s.dropped), procsUpdateErrors: s.procsUpdateErr, exitUnknown: s.exitUnknown };
+    this.kernel = {
+      emitted: s.emittedTotal,
+      dropped: s.droppedTotal,
+      droppedExec: s.dropped[TH_REC_EXEC],
+      droppedExit: s.dropped[TH_REC_EXIT],
+      procsUpdateErrors: s.procsUpdateErr,
+      exitUnknown: s.exitUnknown,
+    };
     const delta = this.kernel.dropped - this.lastDrops;
     if (delta > 0) {
       this.lastDrops = this.kernel.dropped;
@@ -161,6 +167,8 @@ export class ProcessSensor implements Sensor {
     return {
       kernel_records_emitted: this.kernel.emitted,
       kernel_ring_drops: this.kernel.dropped,
+      kernel_ring_drops_exec: this.kernel.droppedExec,
+      kernel_ring_drops_exit: this.kernel.droppedExit,
       kernel_procs_map_update_errors: this.kernel.procsUpdateErrors,
       kernel_exit_unknown: this.kernel.exitUnknown,
       ring_records_consumed: c?.records ?? 0,

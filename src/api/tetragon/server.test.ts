@@ -1,0 +1,496 @@
+// Real gRPC over real sockets (a unix socket in a temp dir and 127.0.0.1:0),
+// with clients built from the same protos.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, before, test } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import type { StatusProvider, StatusSnapshot } from '../../agent/status';
+import { EventBus } from '../../bus/bus';
+import type { LossNotice, RuntimeEvent } from '../../model/event';
+import type { ProtoObject } from './protos';
+import { ApiError, startTetragonServer, tetragonServiceDefinition, writeInfoFile, type PolicyApi, type TetragonServer } from './server';
+import { makeExec, makeExecId, makeExit, makeProcess, xwingPod } from './testkit';
+
+const snapshot: StatusSnapshot = {
+  version: '0.1.0-test',
+  nodeName: 'mynode',
+  startTime: { sec: 1, nsec: 0 },
+  uptimeNs: 5,
+  sensors: [
+    { name: 'process', state: 'running', hooks: ['raw_tp/sched_process_exec'] },
+    { name: 'kprobes', state: 'off', hooks: [], note: 'no policy' },
+  ],
+  features: { bpf_lsm: false, ringbuf: true },
+  notes: [],
+  counters: {},
+  listeners: { tetragon: ['127.0.0.1:54321'] },
+};
+const status: StatusProvider = { snapshot: () => snapshot };
+
+const Client = grpc.makeGenericClientConstructor(tetragonServiceDefinition('client'), 'FineGuidanceSensors');
+
+type Reply = (err: grpc.ServiceError | null, res: ProtoObject) => void;
+
+function call(client: grpc.Client, method: string, req: ProtoObject): Promise<ProtoObject> {
+  const fn = (client as unknown as Record<string, (req: ProtoObject, cb: Reply) => grpc.ClientUnaryCall>)[method];
+  return new Promise((resolve, reject) => {
+    fn.call(client, req, (err, res) => (err ? reject(err) : resolve(res)));
+  });
+}
+
+function getEvents(client: grpc.Client, req: ProtoObject): grpc.ClientReadableStream<ProtoObject> {
+  const fn = (client as unknown as Record<string, (req: ProtoObject) => grpc.ClientReadableStream<ProtoObject>>).GetEvents;
+  return fn.call(client, req);
+}
+
+async function waitFor(cond: () => boolean, what: string, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Collects n responses from a stream. */
+function collect(s: grpc.ClientReadableStream<ProtoObject>, n: number, ms = 5000): Promise<ProtoObject[]> {
+  const got: ProtoObject[] = [];
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`got ${got.length}/${n} events`)), ms);
+    s.on('data', (m: ProtoObject) => {
+      got.push(m);
+      if (got.length === n) {
+        clearTimeout(t);
+        resolve(got);
+      }
+    });
+    s.on('error', (e) => {
+      clearTimeout(t);
+      if (got.length < n) reject(e);
+    });
+  });
+}
+
+function streamError(s: grpc.ClientReadableStream<ProtoObject>): Promise<grpc.ServiceError> {
+  return new Promise((resolve, reject) => {
+    s.on('data', () => reject(new Error('unexpected data')));
+    s.on('error', (e: grpc.ServiceError) => resolve(e));
+  });
+}
+
+function obj(v: unknown): ProtoObject {
+  assert.ok(v && typeof v === 'object', `expected an object, got ${JSON.stringify(v)}`);
+  return v as ProtoObject;
+}
+
+let dir: string;
+let bus: EventBus;
+let srv: TetragonServer;
+let unixAddr: string;
+let tcpAddr: string;
+const clients: grpc.Client[] = [];
+
+function client(addr: string): grpc.Client {
+  const c = new Client(addr, grpc.credentials.createInsecure());
+  clients.push(c);
+  return c;
+}
+
+before(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tetragon-api-'));
+  bus = new EventBus();
+  srv = await startTetragonServer({
+    addresses: [`unix://${path.join(dir, 'tetragon.sock')}`, '127.0.0.1:0'],
+    bus,
+    status,
+    version: 'v9.9.9-tetrahub',
+    queueLimit: 64,
+  });
+  unixAddr = srv.addresses[0];
+  tcpAddr = srv.addresses[1];
+});
+
+after(async () => {
+  for (const c of clients) c.close();
+  await srv.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+async function openStream(c: grpc.Client, req: ProtoObject): Promise<grpc.ClientReadableStream<ProtoObject>> {
+  const before = srv.streams();
+  const s = getEvents(c, req);
+  s.on('error', () => undefined);
+  await waitFor(() => srv.streams() === before + 1, 'stream to open');
+  return s;
+}
+
+function sampleEvents(): { exec: RuntimeEvent; exit: RuntimeEvent } {
+  const parent = makeProcess({ pid: 4000, ktime: 100n, binary: '/bin/bash', arguments: '-c "curl x"', flags: 'execve rootcwd clone' });
+  const proc = makeProcess({
+    pid: 4242,
+    ktime: 1234567890n,
+    parentExecId: parent.execId,
+    creds: { uid: 1000, gid: 1000, euid: 0, egid: 0 },
+    auid: 1000,
+    cwd: '/root',
+    binary: '/usr/bin/curl',
+    args: ['-s', 'https://x y'],
+    arguments: '-s "https://x y"',
+    flags: 'execve rootcwd',
+    startTime: { sec: 1696629837, nsec: 700327580 },
+  });
+  return {
+    exec: makeExec(proc, parent, 'mynode', { sec: 1696629837, nsec: 700400000 }),
+    exit: makeExit(proc, 0, 'SIGKILL', parent, 'mynode', { sec: 1696629840, nsec: 5 }),
+  };
+}
+
+for (const which of ['unix', 'tcp'] as const) {
+  test(`GetEvents over ${which}: exec and exit decoded field by field`, async () => {
+    const c = client(which === 'unix' ? unixAddr : tcpAddr);
+    const s = await openStream(c, { allow_list: [{}] });
+    const { exec, exit } = sampleEvents();
+    const got = collect(s, 2);
+    bus.publish([exec, exit]);
+    const [r1, r2] = await got;
+    s.cancel();
+
+    const pe = obj(r1.process_exec);
+    const p = obj(pe.process);
+    assert.equal(p.exec_id, 'bXlub2RlOjEyMzQ1Njc4OTA6NDI0Mg==');
+    assert.equal(Buffer.from(String(p.exec_id), 'base64').toString(), 'mynode:1234567890:4242');
+    assert.deepEqual(p.pid, { value: 4242 });
+    assert.deepEqual(p.uid, {}, 'effective uid 0 is a set wrapper with the default value');
+    assert.deepEqual(p.auid, { value: 1000 });
+    assert.deepEqual(p.tid, { value: 4242 });
+    assert.equal(p.cwd, '/root');
+    assert.equal(p.binary, '/usr/bin/curl');
+    assert.equal(p.arguments, '-s "https://x y"');
+    assert.equal(p.flags, 'execve rootcwd');
+    assert.deepEqual(p.start_time, { seconds: '1696629837', nanos: 700327580 });
+    assert.equal(p.parent_exec_id, makeExecId('mynode', 100n, 4000));
+    assert.equal(p.pod, undefined, 'no pod for host processes');
+    const par = obj(pe.parent);
+    assert.equal(par.binary, '/bin/bash');
+    assert.equal(par.flags, 'execve rootcwd clone');
+    assert.deepEqual(par.pid, { value: 4000 });
+    assert.equal(r1.node_name, 'mynode');
+    assert.deepEqual(r1.time, { seconds: '1696629837', nanos: 700400000 });
+
+    const px = obj(r2.process_exit);
+    assert.equal(obj(px.process).exec_id, p.exec_id);
+    assert.equal(obj(px.parent).exec_id, par.exec_id);
+    assert.equal(px.signal, 'SIGKILL');
+    assert.equal(px.status, undefined);
+    assert.deepEqual(px.time, { seconds: '1696629840', nanos: 5 });
+    assert.equal(r2.node_name, 'mynode');
+    assert.deepEqual(r2.time, { seconds: '1696629840', nanos: 5 });
+    assert.ok(exec.wire.has('tetragon'), 'encoding cached on the event');
+    await waitFor(() => srv.streams() === 0, 'stream to close');
+  });
+}
+
+test('GetEvents: pod metadata, exit status, loss notices skipped, one shared encoding', async () => {
+  const a = await openStream(client(tcpAddr), {});
+  const b = await openStream(client(unixAddr), { allow_list: [{}] });
+  const proc = makeProcess({ pod: xwingPod(), docker: '551e161c47d8ff0eb665438a7bcd5b4', flags: 'execve inInitTree' });
+  const ex = makeExec(proc);
+  const lost: LossNotice = { kind: 'lost', seq: 0, time: { sec: 1, nsec: 0 }, nodeName: 'mynode', source: 'kernel_ring', count: 3, wire: new Map() };
+  const done = makeExit(proc, 7, '');
+  const ga = collect(a, 2);
+  const gb = collect(b, 2);
+  bus.publish([ex, lost, done]);
+  const [ra, rb] = [await ga, await gb];
+  a.cancel();
+  b.cancel();
+  for (const got of [ra, rb]) {
+    const p = obj(obj(got[0].process_exec).process);
+    const pod = obj(p.pod);
+    assert.equal(pod.namespace, 'default');
+    assert.equal(pod.name, 'xwing');
+    assert.equal(pod.workload, 'xwing');
+    assert.deepEqual(pod.pod_labels, { 'app.kubernetes.io/name': 'xwing', class: 'xwing', org: 'alliance' });
+    const ctr = obj(pod.container);
+    assert.equal(ctr.name, 'spaceship');
+    assert.deepEqual(ctr.pid, { value: 49 });
+    assert.equal(obj(ctr.image).name, 'docker.io/tgraf/netperf:latest');
+    assert.equal(p.docker, '551e161c47d8ff0eb665438a7bcd5b4');
+    assert.deepEqual(p.in_init_tree, { value: true });
+    assert.equal(obj(got[1].process_exit).status, 7);
+  }
+  assert.deepEqual([...ex.wire.keys()], ['tetragon'], 'both streams wrote the same bytes');
+  assert.equal(lost.wire.size, 0);
+  await waitFor(() => srv.streams() === 0, 'streams to close');
+});
+
+test('GetEvents filters: tetra-style empty allow Filter with deny, namespace "" and event_set', async () => {
+  const c = client(tcpAddr);
+  const hostOnlyNoCurl = await openStream(c, { allow_list: [{}], deny_list: [{ binary_regex: ['curl$'] }] });
+  const exitsInDefault = await openStream(c, { allow_list: [{ namespace: ['default'], event_set: [5] }] });
+  const host = await openStream(c, { allow_list: [{ namespace: [''] }] });
+  const podCurl = makeProcess({ binary: '/usr/bin/curl', pod: xwingPod() });
+  const hostLs = makeProcess({ binary: '/bin/ls' });
+  const g1 = collect(hostOnlyNoCurl, 2);
+  const g2 = collect(exitsInDefault, 1);
+  const g3 = collect(host, 2);
+  bus.publish([makeExec(podCurl), makeExec(hostLs), makeExit(podCurl, 0, ''), makeExit(hostLs, 1, '')]);
+  const r1 = await g1;
+  assert.deepEqual(
+    r1.map((r) => Object.keys(r)[0]),
+    ['process_exec', 'process_exit'],
+  );
+  assert.ok(r1.every((r) => obj(obj(r.process_exec ?? r.process_exit).process).binary === '/bin/ls'));
+  const r2 = await g2;
+  assert.equal(obj(obj(r2[0].process_exit).process).binary, '/usr/bin/curl');
+  const r3 = await g3;
+  assert.ok(r3.every((r) => obj(obj(r.process_exec ?? r.process_exit).process).pod === undefined));
+  for (const s of [hostOnlyNoCurl, exitsInDefault, host]) s.cancel();
+  await waitFor(() => srv.streams() === 0, 'streams to close');
+});
+
+test('GetEvents field filters: only the included paths arrive, envelope intact', async () => {
+  const s = await openStream(client(unixAddr), { field_filters: [{ fields: { paths: ['process.binary', 'process.pid'] }, action: 0 }] });
+  const { exec } = sampleEvents();
+  const g = collect(s, 1);
+  bus.publish([exec]);
+  const [r] = await g;
+  s.cancel();
+  assert.deepEqual(r.process_exec, { process: { binary: '/usr/bin/curl', pid: { value: 4242 } } });
+  assert.equal(r.node_name, 'mynode');
+  assert.ok(r.time);
+  assert.ok(exec.wire.has('tetragon:fields:[["i",0,[],["process.binary","process.pid"]]]'));
+  await waitFor(() => srv.streams() === 0, 'stream to close');
+});
+
+test('GetEvents: bad regex and unsupported fields are INVALID_ARGUMENT naming the field', async () => {
+  const c = client(tcpAddr);
+  const e1 = await streamError(getEvents(c, { allow_list: [{ binary_regex: ['ok', '('] }] }));
+  assert.equal(e1.code, grpc.status.INVALID_ARGUMENT);
+  assert.match(e1.details, /^allow_list\[0\]\.binary_regex\[1\]: invalid regex "\(": /);
+  const e2 = await streamError(getEvents(c, { deny_list: [{ cel_expression: ['process.pid > 1'] }] }));
+  assert.equal(e2.code, grpc.status.INVALID_ARGUMENT);
+  assert.match(e2.details, /^deny_list\[0\]\.cel_expression: /);
+  const e3 = await streamError(getEvents(c, { allow_list: [{ labels: ['app in ('] }] }));
+  assert.equal(e3.code, grpc.status.INVALID_ARGUMENT);
+  assert.match(e3.details, /^allow_list\[0\]\.labels\[0\]: invalid label selector/);
+  assert.equal(srv.streams(), 0);
+  assert.equal(bus.subscriberCount, 0);
+});
+
+test('a client that never reads: bounded queue, drops counted, the other stream gets everything', async () => {
+  const limit = 64;
+  const slowClient = client(tcpAddr);
+  const slow = getEvents(slowClient, { allow_list: [{}] }); // no 'data' listener: never reads
+  slow.on('error', () => undefined);
+  await waitFor(() => srv.streams() === 1, 'slow stream');
+  const fast = await openStream(client(unixAddr), { allow_list: [{}] });
+  let received = 0;
+  fast.on('data', () => received++);
+  const dropsBefore = bus.subscriberDrops;
+  const total = 6000;
+  const batch = 50;
+  const big = 'x'.repeat(400); // ~0.7 KB per response: the HTTP/2 window fills quickly
+  for (let i = 0; i < total; i += batch) {
+    const evs: RuntimeEvent[] = [];
+    for (let j = 0; j < batch; j++) evs.push(makeExec(makeProcess({ pid: 10000 + i + j, arguments: big })));
+    bus.publish(evs);
+    await waitFor(() => received === i + batch, `fast stream to catch up at ${i}`);
+  }
+  assert.equal(received, total, 'the reading client got every event');
+  const stats = srv.streamStats();
+  const slowStats = stats.find((s) => s.dropped > 0);
+  const fastStats = stats.find((s) => s.dropped === 0);
+  assert.ok(slowStats, `slow stream dropped events: ${JSON.stringify(stats)}`);
+  assert.ok(fastStats);
+  assert.equal(fastStats.delivered, total);
+  assert.ok(slowStats.queued <= limit, `queue bounded (${slowStats.queued})`);
+  assert.ok(slowStats.delivered < total / 4, `in-flight writes bounded by flow control (${slowStats.delivered})`);
+  assert.equal(slowStats.delivered + slowStats.queued + slowStats.dropped, total, 'every event accounted for');
+  assert.equal(bus.subscriberDrops - dropsBefore, slowStats.dropped, 'drops reach the bus counter');
+  slow.cancel();
+  fast.cancel();
+  await waitFor(() => srv.streams() === 0 && bus.subscriberCount === 0, 'streams to close');
+});
+
+test('client cancel and an abruptly closed connection both remove the subscription', async () => {
+  const s = await openStream(client(unixAddr), {});
+  assert.equal(bus.subscriberCount, 1);
+  s.cancel();
+  await waitFor(() => srv.streams() === 0 && bus.subscriberCount === 0, 'cancel to unsubscribe');
+
+  // Raw HTTP/2 client, then the socket is destroyed mid-stream.
+  const session = http2.connect(`http://${tcpAddr}`);
+  session.on('error', () => undefined);
+  const req = session.request({
+    ':method': 'POST',
+    ':path': '/tetragon.FineGuidanceSensors/GetEvents',
+    'content-type': 'application/grpc',
+    te: 'trailers',
+  });
+  req.on('error', () => undefined);
+  req.end(Buffer.from([0, 0, 0, 0, 0])); // one empty GetEventsRequest
+  await waitFor(() => srv.streams() === 1, 'raw stream to open');
+  session.destroy();
+  await waitFor(() => srv.streams() === 0 && bus.subscriberCount === 0, 'disconnect to unsubscribe');
+});
+
+test('garbage on the TCP port and a garbage request do not hurt the server', async () => {
+  const [host, port] = [tcpAddr.slice(0, tcpAddr.lastIndexOf(':')), Number(tcpAddr.slice(tcpAddr.lastIndexOf(':') + 1))];
+  for (const junk of [Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), Buffer.alloc(65536, 0xa5), Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\xff\xff\xff\xff\xff\xff')]) {
+    await new Promise<void>((resolve) => {
+      const sock = net.connect(port, host, () => sock.write(junk));
+      sock.on('error', () => resolve());
+      sock.on('close', () => resolve());
+      setTimeout(() => {
+        sock.destroy();
+        resolve();
+      }, 1000);
+    });
+  }
+  // A well-framed call whose protobuf payload is junk.
+  const session = http2.connect(`http://${tcpAddr}`);
+  session.on('error', () => undefined);
+  const req = session.request({ ':method': 'POST', ':path': '/tetragon.FineGuidanceSensors/GetEvents', 'content-type': 'application/grpc', te: 'trailers' });
+  const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) => req.on('trailers', resolve));
+  req.on('error', () => undefined);
+  req.end(Buffer.concat([Buffer.from([0, 0, 0, 0, 4]), Buffer.from([0xff, 0xff, 0xff, 0xff])]));
+  const t = await trailers;
+  assert.notEqual(t['grpc-status'], '0');
+  session.destroy();
+
+  const res = await call(client(tcpAddr), 'GetHealth', {});
+  assert.equal(obj((res.health_status as ProtoObject[])[0]).details, 'running');
+  assert.equal(srv.streams(), 0);
+});
+
+test('unary RPCs: health, version, info, sensors, debug log level, policies without a backend', async () => {
+  const c = client(unixAddr);
+  assert.deepEqual(await call(c, 'GetHealth', {}), {
+    health_status: [{ event: 'HEALTH_STATUS_TYPE_STATUS', status: 'HEALTH_STATUS_RUNNING', details: 'running' }],
+  });
+  assert.deepEqual(await call(c, 'GetVersion', {}), { version: 'v9.9.9-tetrahub' });
+  const info = await call(c, 'GetInfo', {});
+  assert.equal(info.version, 'v9.9.9-tetrahub');
+  assert.deepEqual(info.probes, [
+    { Name: 'bpf_lsm', Enabled: {} },
+    { Name: 'ringbuf', Enabled: { value: true } },
+  ]);
+  assert.deepEqual(await call(c, 'ListSensors', {}), {
+    sensors: [
+      { name: 'process', enabled: true, collection: 'process' },
+      { name: 'kprobes', collection: 'kprobes' },
+    ],
+  });
+  assert.deepEqual(await call(c, 'GetDebug', { flag: 0 }), { level: 'LOG_LEVEL_INFO' });
+  assert.deepEqual(await call(c, 'SetDebug', { flag: 0, level: 5 }), { level: 'LOG_LEVEL_DEBUG' });
+  assert.deepEqual(await call(c, 'GetDebug', {}), { level: 'LOG_LEVEL_DEBUG' });
+  await assert.rejects(call(c, 'SetDebug', { flag: 0, level: 42 }), (e: grpc.ServiceError) => e.code === grpc.status.INVALID_ARGUMENT);
+  await assert.rejects(call(c, 'GetDebug', { flag: 1 }), (e: grpc.ServiceError) => e.code === grpc.status.UNIMPLEMENTED);
+  for (const m of ['AddTracingPolicy', 'DeleteTracingPolicy', 'ListTracingPolicies', 'ConfigureTracingPolicy', 'EnableTracingPolicy', 'DisableTracingPolicy']) {
+    await assert.rejects(
+      call(c, m, { name: 'x' }),
+      (e: grpc.ServiceError) => e.code === grpc.status.UNIMPLEMENTED && /tracing policies are not available/.test(e.details),
+      m,
+    );
+  }
+  assert.deepEqual(await call(c, 'RuntimeHook', { createContainer: { containerID: 'abc' } }), {});
+});
+
+test('tracing-policy RPCs map onto a PolicyApi', async () => {
+  const calls: string[] = [];
+  const policies: PolicyApi = {
+    add: (yaml, o) => {
+      if (!yaml.includes('kind: TracingPolicy')) throw new Error('invalid policy: missing kind');
+      calls.push(`add ${o.domain}`);
+    },
+    delete: (name, o) => {
+      if (name === 'nope') throw new ApiError(grpc.status.NOT_FOUND, `tracing policy ${name} not found`);
+      calls.push(`delete ${name} ${o.namespace}`);
+    },
+    list: async () => [
+      {
+        id: 1,
+        name: 'file-monitoring',
+        state: 'enabled',
+        sensors: ['generic_kprobe'],
+        kernelMemoryBytes: 3_500_000,
+        mode: 'monitor',
+        stats: { post: 12, signal: 1 },
+      },
+    ],
+    configure: (name, o) => {
+      calls.push(`configure ${name} enable=${String(o.enable)} mode=${String(o.mode)}`);
+    },
+  };
+  const bus2 = new EventBus();
+  const srv2 = await startTetragonServer({ addresses: ['127.0.0.1:0'], bus: bus2, status, version: 'v', policies });
+  const c = client(srv2.addresses[0]);
+  try {
+    await call(c, 'AddTracingPolicy', { yaml: 'apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\n' });
+    await assert.rejects(
+      call(c, 'AddTracingPolicy', { yaml: 'x: 1' }),
+      (e: grpc.ServiceError) => e.code === grpc.status.UNKNOWN && e.details === 'invalid policy: missing kind',
+    );
+    await assert.rejects(call(c, 'DeleteTracingPolicy', { name: 'nope' }), (e: grpc.ServiceError) => e.code === grpc.status.NOT_FOUND);
+    await call(c, 'DeleteTracingPolicy', { name: 'p', namespace: 'ns' });
+    await call(c, 'EnableTracingPolicy', { name: 'p' });
+    await call(c, 'DisableTracingPolicy', { name: 'p' });
+    await call(c, 'ConfigureTracingPolicy', { name: 'p', mode: 1 });
+    await call(c, 'ConfigureTracingPolicy', { name: 'p', enable: false });
+    const list = await call(c, 'ListTracingPolicies', {});
+    assert.deepEqual(list, {
+      policies: [
+        {
+          id: '1',
+          name: 'file-monitoring',
+          sensors: ['generic_kprobe'],
+          enabled: true,
+          state: 'TP_STATE_ENABLED',
+          kernel_memory_bytes: '3500000',
+          mode: 'TP_MODE_MONITOR',
+          stats: { action_counters: { post: '12', signal: '1' } },
+        },
+      ],
+    });
+    assert.deepEqual(await call(c, 'ListDomains', {}), { domains: ['grpc'] });
+    assert.deepEqual(calls, [
+      'add ',
+      'delete p ns',
+      'configure p enable=true mode=undefined',
+      'configure p enable=false mode=undefined',
+      'configure p enable=undefined mode=enforce',
+      'configure p enable=false mode=undefined',
+    ]);
+  } finally {
+    await srv2.close();
+  }
+});
+
+test('close() ends open streams and removes the unix socket', async () => {
+  const bus3 = new EventBus();
+  const sock = path.join(dir, 'other.sock');
+  const srv3 = await startTetragonServer({ addresses: [`unix://${sock}`], bus: bus3, status, version: 'v' });
+  const c = client(srv3.addresses[0]);
+  const s = getEvents(c, {});
+  const ended = new Promise<void>((resolve) => {
+    s.on('error', () => resolve());
+    s.on('end', () => resolve());
+  });
+  s.on('data', () => undefined);
+  await waitFor(() => srv3.streams() === 1, 'stream');
+  await srv3.close();
+  await ended;
+  assert.equal(bus3.subscriberCount, 0);
+  assert.equal(fs.existsSync(sock), false);
+});
+
+test('writeInfoFile writes the tetra discovery file', () => {
+  const f = path.join(dir, 'run', 'tetragon-info.json');
+  writeInfoFile(f, { server_address: 'unix:///var/run/tetragon/tetragon.sock' });
+  const parsed = JSON.parse(fs.readFileSync(f, 'utf8')) as Record<string, unknown>;
+  assert.equal(parsed.server_address, 'unix:///var/run/tetragon/tetragon.sock');
+  assert.equal(parsed.pid, process.pid);
+});
