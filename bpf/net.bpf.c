@@ -596,6 +596,21 @@ int th_sockops(struct bpf_sock_ops *skops)
 	return 1;
 }
 
+/* Bound sockets (listeners above all) get a cookie before listen() reports them. */
+SEC("cgroup/post_bind4")
+int th_post_bind4(struct bpf_sock *ctx)
+{
+	bpf_get_socket_cookie(ctx);
+	return 1;
+}
+
+SEC("cgroup/post_bind6")
+int th_post_bind6(struct bpf_sock *ctx)
+{
+	bpf_get_socket_cookie(ctx);
+	return 1;
+}
+
 /* ---- UDP ------------------------------------------------------------------ */
 
 /*

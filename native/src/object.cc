@@ -232,7 +232,7 @@ struct LoadFailure {
   std::string program;
   std::string verifierLog;
   std::string kernelErrText;  // strerror text libbpf printed for the load
-  std::string lastWarning;
+  std::string firstWarning;
 };
 
 std::vector<std::string> Lines(const std::string& text) {
@@ -275,8 +275,8 @@ LoadFailure ParseLoadLog(const std::string& log) {
       static const std::string kFailed = "BPF program load failed: ";
       if (rest.rfind(kFailed, 0) == 0) f.kernelErrText = rest.substr(kFailed.size());
     }
-    // The generic trailer says nothing the message does not.
-    if (!msg.empty() && msg.rfind("failed to load object", 0) != 0) f.lastWarning = msg;
+    // libbpf reports the cause first, then how it propagated.
+    if (f.firstWarning.empty() && !msg.empty()) f.firstWarning = msg;
   }
   return f;
 }
@@ -421,8 +421,8 @@ Napi::Value ObjectWrap::Load(const Napi::CallbackInfo& info) {
   std::string reason = VerifierReason(f.verifierLog);
   if (!reason.empty()) {
     what += " rejected by the verifier (" + reason + ")";
-  } else if (!f.lastWarning.empty()) {
-    what += " (" + f.lastWarning + ")";
+  } else if (!f.firstWarning.empty()) {
+    what += " (" + f.firstWarning + ")";
   }
   ThrowBpf(env, err, what, {f.program, f.verifierLog, log.text()});
 }

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import { DEFAULT_MASK_1_19, compileFieldMask } from './fieldmask';
-import { eventSummary, flowOf, flowResponseBytes, lossNoticeBytes, WIRE_KEY } from './encode';
+import { encodeStruct, eventSummary, flowOf, flowResponseBytes, lossNoticeBytes, WIRE_KEY } from './encode';
 import { protos, STRUCT_TYPE_URL } from './proto';
 import { execEvent, exitEvent, lossNotice, podProcess, protojson, structToJson } from './testkit';
 
@@ -126,4 +126,11 @@ test('JSON rendering (protojson rules) has IP, Summary and the Struct extension'
   const net = protojson(F, F.decode(F.encode({ Type: 1, IP: { source: '10.0.0.1', ipVersion: 1 }, Summary: 'x' }).finish()));
   assert.deepEqual(Object.keys(net).sort(), ['IP', 'Summary', 'Type']);
   assert.equal(net.Type, 'L3_L4');
+});
+
+test('encodeStruct writes a google.protobuf.Struct that decodes back to the JSON', () => {
+  const obj = { s: 'x', n: -1.5, t: true, f: false, z: null, big: 18446744073709551615n, skip: undefined, list: [1, 'a', null, [true], { k: 'v' }], nested: { a: { b: 'c' } }, empty: {}, none: [] };
+  const S = protos().Struct;
+  const back = structToJson(S.toObject(S.decode(encodeStruct(obj))) as Obj);
+  assert.deepEqual(back, { s: 'x', n: -1.5, t: true, f: false, z: null, big: '18446744073709551615', list: [1, 'a', null, [true], { k: 'v' }], nested: { a: { b: 'c' } }, empty: {}, none: [] });
 });

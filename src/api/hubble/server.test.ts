@@ -13,7 +13,8 @@ import { EventBus } from '../../bus/bus';
 import type { RuntimeEvent } from '../../model/event';
 import { flowOf } from './encode';
 import { DEFAULT_MASK_1_16_TO_1_18, DEFAULT_MASK_1_19 } from './fieldmask';
-import { protos, RUNTIME_FILTER_TYPE_URL } from './proto';
+import { extensionJson, packRuntimeFilter } from './client';
+import { protos } from './proto';
 import { startHubbleServer, type HubbleServer } from './server';
 import { collect, connect, execEvent, exitEvent, lossNotice, openStream, podProcess, take, unaryCall, until, wall, type Clients } from './testkit';
 
@@ -106,6 +107,8 @@ test('hubble observe: last 20 by default, oldest first, node_name and time on ev
     assert.deepEqual(f.event_type, { type: 200, sub_type: 1 });
     assert.equal(f.verdict, 1);
     assert.equal(f.Summary, 'exec /usr/bin/curl -s https://ebpf.io');
+    const tj = extensionJson(f.extensions as { type_url: string; value: Uint8Array });
+    assert.equal(((tj?.process_exec as Obj).process as Obj).exec_id, evs[10].process.execId);
   } finally {
     await env.done();
   }
@@ -262,8 +265,7 @@ test('private RuntimeFilter in extensions (binary_regex, pid), ANDed with FlowFi
     const wget = execEvent({}, { binary: '/usr/bin/wget', pid: 502 });
     const wgetExit = exitEvent({}, { binary: '/usr/bin/wget', pid: 502 });
     env.bus.publish([curl, wget, wgetExit]);
-    const RF = protos().RuntimeFilter;
-    const ext = (o: Obj) => ({ type_url: RUNTIME_FILTER_TYPE_URL, value: RF.encode(o).finish() });
+    const ext = packRuntimeFilter;
     const q = async (req: Obj) => flows((await collect(env.tcp.observer, 'GetFlows', { number: 20, ...req })).msgs).map((f) => f.uuid);
     assert.deepEqual(await q({ extensions: ext({ binary_regex: ['wget$'] }) }), uuids([wget, wgetExit]));
     assert.deepEqual(await q({ extensions: ext({ pid: [501] }) }), uuids([curl]));

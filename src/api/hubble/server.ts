@@ -298,7 +298,7 @@ async function serveFlows(pump: StreamPump, q: FlowQuery, ctx: ServerContext): P
   let sub: Subscription | undefined;
   if (q.follow) {
     sub = ctx.bus.subscribe({
-      name: `hubble-getflows`,
+      name: 'hubble-getflows',
       limit: ctx.queueLimit,
       onReady: () => pump.wake(),
       accept: (it) => {

@@ -4,7 +4,8 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protobuf from 'protobufjs';
 import type { ExecEvent, ExitEvent, LossNotice, ProcessInfo, WallTime } from '../../model/event';
-import { clientDefinition, protos } from './proto';
+import { connectHubble, structToJson, type HubbleClients } from './client';
+import { protos } from './proto';
 
 let pidSeq = 1000;
 
@@ -75,31 +76,9 @@ export function podProcess(ns: string, name: string, labels: Record<string, stri
 
 type Obj = Record<string, unknown>;
 
-export interface Clients {
-  observer: grpc.Client;
-  health: grpc.Client;
-  peer: grpc.Client;
-  close(): void;
-}
-
-export function connect(address: string): Clients {
-  const P = protos();
-  const creds = grpc.credentials.createInsecure();
-  const make = (svc: protobuf.Service) => new (grpc.makeGenericClientConstructor(clientDefinition(svc), svc.name))(address, creds);
-  const observer = make(P.Observer);
-  const health = make(P.Health);
-  const peer = make(P.Peer);
-  return {
-    observer,
-    health,
-    peer,
-    close: () => {
-      observer.close();
-      health.close();
-      peer.close();
-    },
-  };
-}
+export type Clients = HubbleClients;
+export const connect = connectHubble;
+export { structToJson };
 
 type StreamMethod = (req: Obj) => grpc.ClientReadableStream<Obj>;
 type UnaryMethod = (req: Obj, cb: (err: grpc.ServiceError | null, res: Obj) => void) => grpc.ClientUnaryCall;
@@ -164,23 +143,6 @@ export async function until(cond: () => boolean, timeoutMs = 3000): Promise<void
 }
 
 // ----------------------------------------------------------- JSON rendering
-
-/** google.protobuf.Struct (decoded with protobufjs) → plain JSON. */
-export function structToJson(s: Obj): Obj {
-  const out: Obj = {};
-  const fields = (s.fields ?? {}) as Record<string, Obj>;
-  for (const [k, v] of Object.entries(fields)) out[k] = valueToJson(v);
-  return out;
-}
-
-function valueToJson(v: Obj): unknown {
-  if ('stringValue' in v) return v.stringValue;
-  if ('numberValue' in v) return v.numberValue;
-  if ('boolValue' in v) return v.boolValue;
-  if ('structValue' in v) return structToJson(v.structValue as Obj);
-  if ('listValue' in v) return (((v.listValue as Obj).values ?? []) as Obj[]).map(valueToJson);
-  return null;
-}
 
 /**
  * Renders a decoded message the way Go protojson does for the hubble CLI

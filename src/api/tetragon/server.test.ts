@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { StatusProvider, StatusSnapshot } from '../../agent/status';
 import { EventBus } from '../../bus/bus';
 import type { LossNotice, RuntimeEvent } from '../../model/event';
-import type { ProtoObject } from './protos';
+import { tetragonTypes, type ProtoObject } from './protos';
 import { ApiError, startTetragonServer, tetragonServiceDefinition, writeInfoFile, type PolicyApi, type TetragonServer } from './server';
 import { makeExec, makeExecId, makeExit, makeProcess, xwingPod } from './testkit';
 
@@ -280,19 +280,85 @@ test('GetEvents: bad regex and unsupported fields are INVALID_ARGUMENT naming th
   assert.equal(bus.subscriberCount, 0);
 });
 
+/**
+ * A bare HTTP/2 client that opens one GetEvents stream and then never grants
+ * flow-control window (no WINDOW_UPDATE) — what a client that stops reading
+ * looks like on the wire. It answers SETTINGS and PING so the connection
+ * stays healthy.
+ */
+class StalledClient {
+  readonly sock: net.Socket;
+  dataBytes = 0;
+  private inbuf = Buffer.alloc(0);
+
+  constructor(port: number, host: string, request: Uint8Array) {
+    const frame = (type: number, flags: number, stream: number, payload: Buffer): Buffer => {
+      const h = Buffer.alloc(9);
+      h.writeUIntBE(payload.length, 0, 3);
+      h[3] = type;
+      h[4] = flags;
+      h.writeUInt32BE(stream, 5);
+      return Buffer.concat([h, payload]);
+    };
+    const str = (s: string): Buffer => Buffer.concat([Buffer.from([s.length]), Buffer.from(s)]);
+    const headers = Buffer.concat([
+      Buffer.from([0x83, 0x86]), // :method POST, :scheme http
+      Buffer.from([0x04]), str('/tetragon.FineGuidanceSensors/GetEvents'), // :path
+      Buffer.from([0x01]), str('localhost'), // :authority
+      Buffer.from([0x0f, 0x10]), str('application/grpc'), // content-type
+      Buffer.from([0x00]), str('te'), str('trailers'),
+    ]);
+    const msg = Buffer.alloc(5 + request.length);
+    msg.writeUInt32BE(request.length, 1);
+    Buffer.from(request).copy(msg, 5);
+    this.sock = net.connect(port, host, () => {
+      this.sock.write(
+        Buffer.concat([
+          Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
+          frame(4, 0, 0, Buffer.alloc(0)),
+          frame(1, 0x4, 1, headers),
+          frame(0, 0x1, 1, msg),
+        ]),
+      );
+    });
+    this.sock.on('error', () => undefined);
+    this.sock.on('data', (d: Buffer) => {
+      this.inbuf = Buffer.concat([this.inbuf, d]);
+      while (this.inbuf.length >= 9) {
+        const len = this.inbuf.readUIntBE(0, 3);
+        if (this.inbuf.length < 9 + len) break;
+        const [type, flags] = [this.inbuf[3], this.inbuf[4]];
+        const payload = this.inbuf.subarray(9, 9 + len);
+        if (type === 0) this.dataBytes += len;
+        if (type === 4 && !(flags & 1)) this.sock.write(frame(4, 1, 0, Buffer.alloc(0)));
+        if (type === 6 && !(flags & 1)) this.sock.write(frame(6, 1, 0, Buffer.from(payload)));
+        this.inbuf = this.inbuf.subarray(9 + len);
+      }
+    });
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
+function hostPort(addr: string): [string, number] {
+  const i = addr.lastIndexOf(':');
+  return [addr.slice(0, i), Number(addr.slice(i + 1))];
+}
+
 test('a client that never reads: bounded queue, drops counted, the other stream gets everything', async () => {
   const limit = 64;
-  const slowClient = client(tcpAddr);
-  const slow = getEvents(slowClient, { allow_list: [{}] }); // no 'data' listener: never reads
-  slow.on('error', () => undefined);
+  const [host, port] = hostPort(tcpAddr);
+  const slow = new StalledClient(port, host, tetragonTypes().GetEventsRequest.encode({ allow_list: [{}] }).finish());
   await waitFor(() => srv.streams() === 1, 'slow stream');
   const fast = await openStream(client(unixAddr), { allow_list: [{}] });
   let received = 0;
   fast.on('data', () => received++);
   const dropsBefore = bus.subscriberDrops;
-  const total = 6000;
+  const total = 5000;
   const batch = 50;
-  const big = 'x'.repeat(400); // ~0.7 KB per response: the HTTP/2 window fills quickly
+  const big = 'x'.repeat(400); // ~0.7 KB per response: the 64 KiB window fills quickly
   for (let i = 0; i < total; i += batch) {
     const evs: RuntimeEvent[] = [];
     for (let j = 0; j < batch; j++) evs.push(makeExec(makeProcess({ pid: 10000 + i + j, arguments: big })));
@@ -301,16 +367,18 @@ test('a client that never reads: bounded queue, drops counted, the other stream 
   }
   assert.equal(received, total, 'the reading client got every event');
   const stats = srv.streamStats();
-  const slowStats = stats.find((s) => s.dropped > 0);
-  const fastStats = stats.find((s) => s.dropped === 0);
-  assert.ok(slowStats, `slow stream dropped events: ${JSON.stringify(stats)}`);
-  assert.ok(fastStats);
+  const slowStats = stats.find((s) => s.peer.startsWith('127.0.0.1'));
+  const fastStats = stats.find((s) => !s.peer.startsWith('127.0.0.1'));
+  assert.ok(slowStats && fastStats, JSON.stringify(stats));
+  assert.equal(fastStats.dropped, 0);
   assert.equal(fastStats.delivered, total);
+  assert.ok(slowStats.dropped > total / 2, `slow stream dropped most events (${slowStats.dropped})`);
   assert.ok(slowStats.queued <= limit, `queue bounded (${slowStats.queued})`);
-  assert.ok(slowStats.delivered < total / 4, `in-flight writes bounded by flow control (${slowStats.delivered})`);
+  assert.ok(slowStats.delivered < 300, `in-flight writes bounded by flow control (${slowStats.delivered})`);
+  assert.ok(slow.dataBytes <= 65535 + 9 * 200, `server respected the flow-control window (${slow.dataBytes} bytes)`);
   assert.equal(slowStats.delivered + slowStats.queued + slowStats.dropped, total, 'every event accounted for');
   assert.equal(bus.subscriberDrops - dropsBefore, slowStats.dropped, 'drops reach the bus counter');
-  slow.cancel();
+  slow.close();
   fast.cancel();
   await waitFor(() => srv.streams() === 0 && bus.subscriberCount === 0, 'streams to close');
 });
@@ -338,7 +406,7 @@ test('client cancel and an abruptly closed connection both remove the subscripti
 });
 
 test('garbage on the TCP port and a garbage request do not hurt the server', async () => {
-  const [host, port] = [tcpAddr.slice(0, tcpAddr.lastIndexOf(':')), Number(tcpAddr.slice(tcpAddr.lastIndexOf(':') + 1))];
+  const [host, port] = hostPort(tcpAddr);
   for (const junk of [Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), Buffer.alloc(65536, 0xa5), Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\xff\xff\xff\xff\xff\xff')]) {
     await new Promise<void>((resolve) => {
       const sock = net.connect(port, host, () => sock.write(junk));

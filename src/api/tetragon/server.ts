@@ -137,7 +137,7 @@ export interface TetragonServer {
 const SERVICE = 'tetragon.FineGuidanceSensors';
 
 /** Client-side decoding: protojson-like plain objects (enum names, 64-bit as strings, bytes base64). */
-const CLIENT_DECODE: protobuf.IConversionOptions = { longs: String, enums: String, bytes: String, defaults: false, arrays: true };
+const CLIENT_DECODE: protobuf.IConversionOptions = { longs: String, enums: String, bytes: String, defaults: false, arrays: false };
 
 type Side = 'server' | 'client';
 
