@@ -172,7 +172,7 @@ static __always_inline int process_passes(__u32 tgid)
 
 static __always_inline void count_call(__u32 tgid, __u32 nr)
 {
-	struct th_sys_count_key k = { .tgid = tgid, .nr = nr };
+	struct th_sys_count_key k = { .tgid = tgid, .nr = nr, .proc_ktime = th_proc_ktime(tgid) };
 	__u64 one = 1, *c;
 
 	c = bpf_map_lookup_elem(&th_sys_counts, &k);

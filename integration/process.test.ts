@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cgroup2Mount } from '../src/enrich/process/procfs';
 import { execIdOf } from '../src/enrich/process/execId';
+import { packRuntimeFilter } from '../src/api/hubble/client';
 import { getEvents, getFlows, runtimeOf, type Plain } from './clients';
 import { kernelSkipReason, startAgent, waitFor, type RunningAgent } from './harness';
 
@@ -131,9 +132,7 @@ describe('process telemetry through both APIs', { skip }, () => {
     const pid = child.pid!;
     await waitFor(() => exitOf(pid), 5000, 'exit seen on the tetragon stream');
     // hubble observe --last 20 with our private pid filter
-    const { protos, RUNTIME_FILTER_TYPE_URL } = await import('../src/api/hubble/proto');
-    const p = protos();
-    const ext = { type_url: RUNTIME_FILTER_TYPE_URL, value: Buffer.from(p.RuntimeFilter.encode(p.RuntimeFilter.fromObject({ pid: [pid] })).finish()) };
+    const ext = packRuntimeFilter({ pid: [pid] });
     const all = await getFlows(agent.hubble, { number: 20, extensions: ext });
     const flows = all.filter((r) => r.flow);
     assert.equal(flows.length, 2, 'exec and exit of the pid');
@@ -152,6 +151,30 @@ describe('process telemetry through both APIs', { skip }, () => {
     const exits = await getFlows(agent.hubble, { number: 5, whitelist: [{ event_type: [{ type: 200, match_sub_type: true, sub_type: 5 }] }], extensions: ext });
     assert.equal(exits.filter((r) => r.flow).length, 1);
     assert.deepEqual(exits.find((r) => r.flow)!.flow.event_type, { type: 200, sub_type: 5 });
+  });
+
+  test('tetrahub observe prints the events compact and as JSON', async () => {
+    const child = spawn('/bin/sh', ['-c', 'exit 4'], { cwd: '/tmp', stdio: 'ignore' });
+    const pid = child.pid!;
+    await waitFor(() => exitOf(pid), 5000, 'exit');
+    const cli = path.join(__dirname, '../../bin/tetrahub.js');
+    const compact = spawnSync(process.execPath, [cli, 'observe', '--server', agent.hubble, '--pid', String(pid), '--color', 'never'], { encoding: 'utf8' });
+    assert.equal(compact.status, 0, compact.stderr);
+    const lines = compact.stdout.trim().split('\n');
+    assert.equal(lines.length, 2);
+    // tetra Go-quotes an arguments string that contains a space.
+    assert.equal(lines[0], `🚀 process ${NODE} /bin/sh "-c \\"exit 4\\""`);
+    assert.equal(lines[1], `💥 exit    ${NODE} /bin/sh "-c \\"exit 4\\"" 4`);
+    const json = spawnSync(process.execPath, [cli, 'observe', '--server', agent.hubble, '--pid', String(pid), '-o', 'json', '--type', 'exit'], { encoding: 'utf8' });
+    assert.equal(json.status, 0, json.stderr);
+    const ev = JSON.parse(json.stdout.trim());
+    assert.equal(ev.process_exit.process.pid, pid);
+    assert.equal(ev.process_exit.process.cwd, '/tmp');
+    assert.equal(ev.process_exit.status, 4);
+    assert.equal(ev.node_name, NODE);
+    const bad = spawnSync(process.execPath, [cli, 'observe', '--server', agent.hubble, '--binary', '('], { encoding: 'utf8' });
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /--binary: invalid regex/);
   });
 
   test('an exec storm: events received plus events counted lost equals processes started', async () => {

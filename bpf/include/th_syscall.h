@@ -71,10 +71,15 @@ struct th_sys_config {
 	__u32 pad;
 };
 
-/* Key of the hash th_sys_counts (value: __u64 calls since the entry was made). */
+/*
+ * Key of the hash th_sys_counts (value: __u64 calls since the entry was
+ * made). proc_ktime (image ktime, 0 when unknown) keeps the counts of
+ * each exec of a process apart.
+ */
 struct th_sys_count_key {
 	__u32 tgid;
 	__u32 nr;
+	__u64 proc_ktime;
 };
 
 /*

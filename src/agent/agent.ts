@@ -87,23 +87,7 @@ export class Agent implements StatusProvider {
       };
     });
 
-    if (cfg.sensors.process) {
-      const sensor = new ProcessSensor({ native: this.native, bus: this.bus, cache: this.cache, clock: this.clock, config: cfg, log: this.log });
-      this.sensors.push(sensor);
-    }
-    for (const s of this.sensors) {
-      try {
-        await s.start();
-      } catch (e) {
-        this.log.error(`sensor ${s.name} failed to start: ${(e as Error).message}`);
-      }
-      const st = s.status();
-      this.log.info(`sensor ${st.name}: ${st.state}${st.hooks.length ? ` [${st.hooks.join(', ')}]` : ''}${st.note ? ` — ${st.note}` : ''}`);
-    }
-    if (!this.sensors.some((s) => s.status().state === 'running' || s.status().state === 'fallback')) {
-      throw new AgentStartError('no sensor could start; see the errors above');
-    }
-
+    // The APIs start first so that the Hubble history holds the very first events.
     const hubble = await startHubbleServer({
       addresses: cfg.hubbleAddresses,
       bus: this.bus,
@@ -131,6 +115,23 @@ export class Agent implements StatusProvider {
       writeInfoFile(cfg.infoFile, { server_address: tetragon.addresses[0], pid: process.pid });
     } catch (e) {
       this.notes.push(`could not write ${cfg.infoFile}: ${(e as Error).message}`);
+    }
+
+    if (cfg.sensors.process) {
+      const sensor = new ProcessSensor({ native: this.native, bus: this.bus, cache: this.cache, clock: this.clock, config: cfg, log: this.log });
+      this.sensors.push(sensor);
+    }
+    for (const s of this.sensors) {
+      try {
+        await s.start();
+      } catch (e) {
+        this.log.error(`sensor ${s.name} failed to start: ${(e as Error).message}`);
+      }
+      const st = s.status();
+      this.log.info(`sensor ${st.name}: ${st.state}${st.hooks.length ? ` [${st.hooks.join(', ')}]` : ''}${st.note ? ` — ${st.note}` : ''}`);
+    }
+    if (!this.sensors.some((s) => s.status().state === 'running' || s.status().state === 'fallback')) {
+      throw new AgentStartError('no sensor could start; see the errors above');
     }
 
     this.admin = await startAdminServers({ status: this, adminSocket: cfg.adminSocket, metricsAddress: cfg.metricsAddress });

@@ -3,9 +3,10 @@
 // Filters travel to the server: event kinds as Hubble FlowFilter.event_type,
 // binary/pid/argument regexes in our private RuntimeFilter extension.
 import * as grpc from '@grpc/grpc-js';
-import { clientDefinition, protos, RUNTIME_FILTER_TYPE_URL } from '../api/hubble/proto';
+import { clientDefinition, protos } from '../api/hubble/proto';
+import { extensionJson, packRuntimeFilter } from '../api/hubble/client';
 import { formatCompact } from '../api/tetragon/compact';
-import type { JsonValue, TetragonJsonEvent } from '../api/tetragon/json';
+import type { TetragonJsonEvent } from '../api/tetragon/json';
 
 /** Hubble event type 200 carries runtime events; sub_type = Tetragon's EventType. */
 export const RUNTIME_EVENT_TYPE = 200;
@@ -150,48 +151,19 @@ function checkRegex(flag: string, re: string): string {
 
 /** The GetFlowsRequest (as a plain object for protobufjs) for these options. */
 export function buildRequest(o: ObserveOptions): Record<string, unknown> {
-  const p = protos();
   const req: Record<string, unknown> = { number: o.number.toString(), follow: o.follow };
   if (o.types.length) {
     req.whitelist = [{ event_type: o.types.map((t) => ({ type: RUNTIME_EVENT_TYPE, match_sub_type: true, sub_type: t })) }];
   }
   if (o.binaryRegex.length || o.pid.length || o.argumentsRegex.length || o.parentBinaryRegex.length) {
-    const rf = p.RuntimeFilter.encode(
-      p.RuntimeFilter.fromObject({
-        binary_regex: o.binaryRegex,
-        pid: o.pid,
-        arguments_regex: o.argumentsRegex,
-        parent_binary_regex: o.parentBinaryRegex,
-      }),
-    ).finish();
-    req.extensions = { type_url: RUNTIME_FILTER_TYPE_URL, value: Buffer.from(rf) };
+    req.extensions = packRuntimeFilter({
+      binary_regex: o.binaryRegex,
+      pid: o.pid,
+      arguments_regex: o.argumentsRegex,
+      parent_binary_regex: o.parentBinaryRegex,
+    });
   }
   return req;
-}
-
-interface StructValue {
-  nullValue?: number;
-  numberValue?: number;
-  stringValue?: string;
-  boolValue?: boolean;
-  structValue?: { fields?: Record<string, StructValue> };
-  listValue?: { values?: StructValue[] };
-}
-
-/** google.protobuf.Struct (as protobufjs decodes it) → plain JSON. */
-export function structToJson(s: { fields?: Record<string, StructValue> }): Record<string, JsonValue> {
-  const out: Record<string, JsonValue> = {};
-  for (const [k, v] of Object.entries(s.fields ?? {})) out[k] = valueToJson(v);
-  return out;
-}
-
-function valueToJson(v: StructValue): JsonValue {
-  if (v.structValue) return structToJson(v.structValue);
-  if (v.listValue) return (v.listValue.values ?? []).map(valueToJson);
-  if (v.stringValue !== undefined) return v.stringValue;
-  if (v.numberValue !== undefined) return v.numberValue;
-  if (v.boolValue !== undefined) return v.boolValue;
-  return null;
 }
 
 interface FlowLike {
@@ -212,11 +184,7 @@ interface ResponseLike {
 
 /** The Tetragon-shaped event carried in a runtime flow's extensions, if any. */
 export function tetragonEventOf(flow: FlowLike): TetragonJsonEvent | undefined {
-  const ext = flow.extensions;
-  if (!ext?.value || !ext.type_url?.endsWith('google.protobuf.Struct')) return undefined;
-  const p = protos();
-  const s = p.Struct.toObject(p.Struct.decode(ext.value), { defaults: false }) as { fields?: Record<string, StructValue> };
-  return structToJson(s) as TetragonJsonEvent;
+  return extensionJson(flow.extensions) as TetragonJsonEvent | undefined;
 }
 
 export function formatResponse(r: ResponseLike, o: ObserveOptions): { out?: string; err?: string } {

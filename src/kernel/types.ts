@@ -67,6 +67,10 @@ export interface BpfObject {
 /** Error thrown by the addon. */
 export interface BpfError extends Error {
   errno: number;
+  /** errno name, e.g. "EACCES". */
+  code?: string;
+  /** Everything libbpf logged during the failed call. */
+  libbpfLog?: string;
   /** Verifier log of the failed program load, when there is one. */
   verifierLog?: string;
   program?: string;
@@ -89,6 +93,8 @@ export interface RingConsumerStats {
   records: number;
   batches: number;
   bytes: number;
+  /** Records larger than a whole batch, and batches lost at shutdown. */
+  dropped: number;
 }
 
 export interface RingConsumer {

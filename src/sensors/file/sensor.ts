@@ -29,6 +29,8 @@ import {
   TH_FCFG_NO_FAILED,
   TH_FCFG_NO_FAILED_OPENS,
   TH_FCFG_TRACK_IO,
+  TH_FF_ERR,
+  TH_FF_RESOLVED,
   TH_FILE_EVENTS_DEFAULT_BYTES,
   TH_FILE_FDS_DEFAULT_ENTRIES,
 } from './layout.gen';
@@ -134,7 +136,10 @@ const IO_SYSCALLS = ['read', 'readv', 'pread64', 'write', 'writev', 'pwrite64'];
 const IO_REPORT_OP: FileOp = 'open';
 
 const O_CREAT = 0o100;
-const O_TMPFILE = 0o20000000;
+const O_TMPFILE = 0o20000000; // __O_TMPFILE, part of every O_TMPFILE open
+
+/** nr of the records the I/O sweep makes itself (not from a syscall). */
+const NO_SYSCALL = 0xffffffff;
 
 export class FileSensor implements Sensor {
   readonly name = 'file';
@@ -198,7 +203,7 @@ export class FileSensor implements Sensor {
         } catch (e) {
           if (!OPTIONAL_SYSCALLS.has(sc)) throw e;
           for (const l of this.links.splice(mark)) l.destroy();
-          hooks.splice(hooks.length - (hooks.length - mark));
+          hooks.splice(mark);
           missing.push(sc);
         }
       }
@@ -288,8 +293,9 @@ export class FileSensor implements Sensor {
       flags: r.flags,
       ret: r.ret,
     };
-    if ((r.op === 'open' && r.ret >= 0 && r.nr !== NO_SYSCALL) || r.op === 'chmod' || r.op === 'mkdir' || (r.op === 'open' && r.nr !== NO_SYSCALL)) {
-      if (r.op !== 'open' || r.flags & (O_CREAT | O_TMPFILE)) ev.mode = r.mode;
+    // open's mode argument means something only when it creates a file
+    if (r.nr !== NO_SYSCALL && (r.op === 'chmod' || r.op === 'mkdir' || (r.op === 'open' && r.flags & (O_CREAT | O_TMPFILE)))) {
+      ev.mode = r.mode;
     }
     if (r.op === 'chown') {
       ev.uid = r.uid;
@@ -358,7 +364,7 @@ export class FileSensor implements Sensor {
         nr: NO_SYSCALL,
         op: alive ? IO_REPORT_OP : 'close',
         ret: alive ? key.fd : 0,
-        rflags: p ? 0x1 : 0x8,
+        rflags: p ? TH_FF_RESOLVED : TH_FF_ERR,
         flags: 0,
         mode: 0,
         uid: 0xffffffff,
@@ -442,6 +448,3 @@ export class FileSensor implements Sensor {
     };
   }
 }
-
-/** nr of the records the I/O sweep makes itself (not from a syscall). */
-const NO_SYSCALL = 0xffffffff;

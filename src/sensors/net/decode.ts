@@ -4,7 +4,7 @@
 // Input: one batch from the native ring consumer: records back to back, each
 // [u32 length][u32 ring index][length bytes][pad to 8]. One DataView per batch.
 import { decodeDnsRecord, type DnsPacketRecord } from '../dns/decode';
-import { formatAddress } from './addr';
+import { formatAddress, type Address } from './addr';
 import {
   TH_NET_F_BYTES,
   TH_NET_F_FIRST,
@@ -20,7 +20,7 @@ import {
   TH_NET_REC_MAX,
   TH_NET_REC_BASE,
   TH_NET_REC_UDP,
-  th_hdr,
+  LAYOUTS,
   th_net,
   th_net_cfg,
   th_net_stats,
@@ -89,6 +89,14 @@ export function totalDecodeErrors(e: NetDecodeErrors): number {
 
 const FRAME_HEADER = 8;
 
+/** struct th_hdr leads every record (imported by th_net.h from tetrahub_events.h). */
+const HDR = {
+  SIZE: LAYOUTS.th_net.fields.hdr.size,
+  type: th_net.hdr_type,
+  version: th_net.hdr_version,
+  size: th_net.hdr_size,
+};
+
 const TYPES: Record<number, NetRecordType> = {
   [TH_NET_REC_CONNECT]: 'connect',
   [TH_NET_REC_ACCEPT]: 'accept',
@@ -117,20 +125,20 @@ export function decodeBatch(batch: Buffer, count: number, out: NetKernelRecord[]
       return;
     }
     p = rec + ((len + 7) & ~7);
-    if (len < th_hdr.SIZE) {
+    if (len < HDR.SIZE) {
       errors.malformed++;
       continue;
     }
-    const size = dv.getUint32(rec + th_hdr.size, true);
-    if (size > len || size < th_hdr.SIZE) {
+    const size = dv.getUint32(rec + HDR.size, true);
+    if (size > len || size < HDR.SIZE) {
       errors.malformed++;
       continue;
     }
-    if (dv.getUint8(rec + th_hdr.version) !== TH_NET_LAYOUT_VERSION) {
+    if (dv.getUint8(rec + HDR.version) !== TH_NET_LAYOUT_VERSION) {
       errors.badVersion++;
       continue;
     }
-    const type = dv.getUint8(rec + th_hdr.type);
+    const type = dv.getUint8(rec + HDR.type);
     if (type === TH_NET_REC_DNS) {
       const r = decodeDnsRecord(batch, dv, rec, size);
       if (r) out.push(r);
@@ -155,6 +163,7 @@ function decodeNet(type: NetRecordType, b: Buffer, dv: DataView, rec: number): N
   const familyRaw = dv.getUint16(rec + th_net.family, true);
   const s = formatAddress(familyRaw, b, rec + th_net.saddr);
   const d = formatAddress(familyRaw, b, rec + th_net.daddr);
+  const ends = reconcile(s, d);
   const r: NetRecord = {
     type,
     ktime: dv.getBigUint64(rec + th_net.hdr_ktime, true),
@@ -168,11 +177,10 @@ function decodeNet(type: NetRecordType, b: Buffer, dv: DataView, rec: number): N
     ingress: (flags & TH_NET_F_INGRESS) !== 0,
     first: (flags & TH_NET_F_FIRST) !== 0,
     tupleStash: (flags & TH_NET_F_TUPLE_STASH) !== 0,
-    // The remote end decides: a mapped local wildcard must not turn an IPv6 flow into IPv4.
-    family: d.family,
+    family: ends.family,
     protocol: dv.getUint8(rec + th_net.protocol),
     state: dv.getUint8(rec + th_net.state),
-    saddr: s.family === d.family ? s.addr : formatAddress(familyRaw === 10 && d.family === 6 ? 10 : 2, b, rec + th_net.saddr).addr,
+    saddr: ends.saddr,
     sport: dv.getUint16(rec + th_net.sport, true),
     daddr: d.addr,
     dport: dv.getUint16(rec + th_net.dport, true),
@@ -185,6 +193,18 @@ function decodeNet(type: NetRecordType, b: Buffer, dv: DataView, rec: number): N
     r.bytesReceived = Number(dv.getBigUint64(rec + th_net.bytes_received, true));
   }
   return r;
+}
+
+/**
+ * One family for both ends of a dual-stack (AF_INET6) socket: the remote end
+ * decides (unless unset, as for listeners); a local IPv6 wildcard facing an
+ * IPv4-mapped peer is the IPv4 wildcard.
+ */
+function reconcile(s: Address, d: Address): { family: 4 | 6; saddr: string } {
+  if (s.family === d.family) return { family: s.family, saddr: s.addr };
+  if (d.addr === '::') return { family: s.family, saddr: s.addr };
+  if (d.family === 4 && s.addr === '::') return { family: 4, saddr: '0.0.0.0' };
+  return { family: d.family, saddr: s.addr };
 }
 
 /** Kernel TCP state names (include/net/tcp_states.h), as Tetragon/ss print them. */

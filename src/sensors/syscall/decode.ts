@@ -123,19 +123,26 @@ export function decodeSyscallStats(buf: Uint8Array): SyscallSensorStats {
 export interface CountKey {
   tgid: number;
   nr: number;
+  /** Image ktime when the first counted call happened (0n: unknown). */
+  procKtime: bigint;
 }
 
 export function encodeCountKey(k: CountKey): Buffer {
   const b = Buffer.alloc(th_sys_count_key.SIZE);
   b.writeUInt32LE(k.tgid >>> 0, th_sys_count_key.tgid);
   b.writeUInt32LE(k.nr >>> 0, th_sys_count_key.nr);
+  b.writeBigUInt64LE(k.procKtime, th_sys_count_key.proc_ktime);
   return b;
 }
 
 export function decodeCountKey(b: Uint8Array): CountKey | null {
   if (b.byteLength < th_sys_count_key.SIZE) return null;
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  return { tgid: dv.getUint32(th_sys_count_key.tgid, true), nr: dv.getUint32(th_sys_count_key.nr, true) };
+  return {
+    tgid: dv.getUint32(th_sys_count_key.tgid, true),
+    nr: dv.getUint32(th_sys_count_key.nr, true),
+    procKtime: dv.getBigUint64(th_sys_count_key.proc_ktime, true),
+  };
 }
 
 /** Value of th_sys_counts: a __u64 call count. */

@@ -63,9 +63,10 @@ export const th_sys_config = {
 
 /** struct th_sys_count_key: byte offsets of its members (nested members flattened as outer_inner), SIZE = sizeof. */
 export const th_sys_count_key = {
-  SIZE: 8,
+  SIZE: 16,
   tgid: 0,
   nr: 4,
+  proc_ktime: 8,
 } as const;
 
 /** struct th_sys_stats: byte offsets of its members (nested members flattened as outer_inner), SIZE = sizeof. */
@@ -104,11 +105,12 @@ export const LAYOUTS: Readonly<Record<string, StructLayout>> = {
     },
   },
   th_sys_count_key: {
-    size: 8,
-    align: 4,
+    size: 16,
+    align: 8,
     fields: {
       tgid: { offset: 0, size: 4, type: 'u32', count: 1 },
       nr: { offset: 4, size: 4, type: 'u32', count: 1 },
+      proc_ktime: { offset: 8, size: 8, type: 'u64', count: 1 },
     },
   },
   th_sys_stats: {
