@@ -396,8 +396,12 @@ static __always_inline void emit(struct scratch *s, __u32 total, __u16 op)
 		st->emitted[op & (TH_FOP_MAX - 1)]++;
 }
 
-/* sys_enter of every watched syscall: stash the raw arguments. */
-static __always_inline int file_enter(struct trace_event_raw_sys_enter *ctx)
+/*
+ * sys_enter of every watched syscall: stash the raw arguments. Only the
+ * syscall's own nargs are read: attaching a tracepoint program that reads
+ * past the event's fields fails (EACCES, max_ctx_offset).
+ */
+static __always_inline int file_enter(struct trace_event_raw_sys_enter *ctx, int nargs)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id, zero = 0;
@@ -413,12 +417,12 @@ static __always_inline int file_enter(struct trace_event_raw_sys_enter *ctx)
 		if (bpf_map_lookup_elem(&th_file_skip_cg, &cg))
 			return 0;
 	}
-	a.a[0] = ctx->args[0];
-	a.a[1] = ctx->args[1];
-	a.a[2] = ctx->args[2];
-	a.a[3] = ctx->args[3];
-	a.a[4] = ctx->args[4];
-	a.a[5] = ctx->args[5];
+	a.a[0] = nargs > 0 ? ctx->args[0] : 0;
+	a.a[1] = nargs > 1 ? ctx->args[1] : 0;
+	a.a[2] = nargs > 2 ? ctx->args[2] : 0;
+	a.a[3] = nargs > 3 ? ctx->args[3] : 0;
+	a.a[4] = nargs > 4 ? ctx->args[4] : 0;
+	a.a[5] = nargs > 5 ? ctx->args[5] : 0;
 	a.nr = (__u32)ctx->id;
 	a.pad = 0;
 	if (bpf_map_update_elem(&th_file_args, &tid, &a, BPF_ANY))
@@ -590,11 +594,11 @@ static __always_inline int file_exit(struct trace_event_raw_sys_exit *ctx, const
 	return 0;
 }
 
-#define ENTER(sys)                                                        \
+#define ENTER(sys, nargs)                                                 \
 	SEC("tracepoint/syscalls/sys_enter_" #sys)                        \
 	int enter_##sys(struct trace_event_raw_sys_enter *ctx)            \
 	{                                                                 \
-		return file_enter(ctx);                                   \
+		return file_enter(ctx, nargs);                            \
 	}
 
 #define EXIT(sys, ...)                                                    \
@@ -608,41 +612,41 @@ static __always_inline int file_exit(struct trace_event_raw_sys_exit *ctx, const
 		return file_exit(ctx, &d);                                \
 	}
 
-#define HOOK(sys, ...) ENTER(sys) EXIT(sys, __VA_ARGS__)
+#define HOOK(sys, nargs, ...) ENTER(sys, nargs) EXIT(sys, __VA_ARGS__)
 
 /* EXIT's defaults (-1: none) are meant to be overridden per syscall. */
 #pragma clang diagnostic ignored "-Winitializer-overrides"
 
-/* Argument positions: include/linux/syscalls.h. */
-HOOK(open, .op = TH_FOP_OPEN, .name1 = 0, .flags = 1, .mode = 2)
-HOOK(openat, .op = TH_FOP_OPEN, .dfd1 = 0, .name1 = 1, .flags = 2, .mode = 3)
-HOOK(openat2, .op = TH_FOP_OPEN, .dfd1 = 0, .name1 = 1, .flags = -2)
-HOOK(creat, .op = TH_FOP_OPEN, .name1 = 0, .mode = 1, .flags_const = TH_O_CREAT_WRONLY_TRUNC)
-HOOK(unlink, .op = TH_FOP_UNLINK, .name1 = 0)
-HOOK(unlinkat, .op = TH_FOP_UNLINK, .dfd1 = 0, .name1 = 1, .flags = 2)
-HOOK(rename, .op = TH_FOP_RENAME, .name1 = 0, .name2 = 1)
-HOOK(renameat, .op = TH_FOP_RENAME, .dfd1 = 0, .name1 = 1, .dfd2 = 2, .name2 = 3)
-HOOK(renameat2, .op = TH_FOP_RENAME, .dfd1 = 0, .name1 = 1, .dfd2 = 2, .name2 = 3, .flags = 4)
-HOOK(chmod, .op = TH_FOP_CHMOD, .name1 = 0, .mode = 1)
-HOOK(fchmod, .op = TH_FOP_CHMOD, .fd1 = 0, .mode = 1)
-HOOK(fchmodat, .op = TH_FOP_CHMOD, .dfd1 = 0, .name1 = 1, .mode = 2)
-HOOK(fchmodat2, .op = TH_FOP_CHMOD, .dfd1 = 0, .name1 = 1, .mode = 2, .flags = 3)
-HOOK(chown, .op = TH_FOP_CHOWN, .name1 = 0, .uid = 1, .gid = 2)
-HOOK(fchown, .op = TH_FOP_CHOWN, .fd1 = 0, .uid = 1, .gid = 2)
-HOOK(lchown, .op = TH_FOP_CHOWN, .name1 = 0, .uid = 1, .gid = 2, .flags_const = TH_AT_SYMLINK_NOFOLLOW)
-HOOK(fchownat, .op = TH_FOP_CHOWN, .dfd1 = 0, .name1 = 1, .uid = 2, .gid = 3, .flags = 4)
-HOOK(truncate, .op = TH_FOP_TRUNCATE, .name1 = 0)
-HOOK(ftruncate, .op = TH_FOP_TRUNCATE, .fd1 = 0)
-HOOK(mkdir, .op = TH_FOP_MKDIR, .name1 = 0, .mode = 1)
-HOOK(mkdirat, .op = TH_FOP_MKDIR, .dfd1 = 0, .name1 = 1, .mode = 2)
-HOOK(rmdir, .op = TH_FOP_RMDIR, .name1 = 0)
-HOOK(symlink, .op = TH_FOP_SYMLINK, .name1 = 0, .verbatim1 = 1, .name2 = 1)
-HOOK(symlinkat, .op = TH_FOP_SYMLINK, .name1 = 0, .verbatim1 = 1, .dfd2 = 1, .name2 = 2)
-HOOK(link, .op = TH_FOP_LINK, .name1 = 0, .name2 = 1)
-HOOK(linkat, .op = TH_FOP_LINK, .dfd1 = 0, .name1 = 1, .dfd2 = 2, .name2 = 3, .flags = 4)
-HOOK(mount, .op = TH_FOP_MOUNT, .name1 = 0, .verbatim1 = 1, .name2 = 1, .flags = 3)
+/* Argument counts and positions: include/linux/syscalls.h. */
+HOOK(open, 3, .op = TH_FOP_OPEN, .name1 = 0, .flags = 1, .mode = 2)
+HOOK(openat, 4, .op = TH_FOP_OPEN, .dfd1 = 0, .name1 = 1, .flags = 2, .mode = 3)
+HOOK(openat2, 4, .op = TH_FOP_OPEN, .dfd1 = 0, .name1 = 1, .flags = -2)
+HOOK(creat, 2, .op = TH_FOP_OPEN, .name1 = 0, .mode = 1, .flags_const = TH_O_CREAT_WRONLY_TRUNC)
+HOOK(unlink, 1, .op = TH_FOP_UNLINK, .name1 = 0)
+HOOK(unlinkat, 3, .op = TH_FOP_UNLINK, .dfd1 = 0, .name1 = 1, .flags = 2)
+HOOK(rename, 2, .op = TH_FOP_RENAME, .name1 = 0, .name2 = 1)
+HOOK(renameat, 4, .op = TH_FOP_RENAME, .dfd1 = 0, .name1 = 1, .dfd2 = 2, .name2 = 3)
+HOOK(renameat2, 5, .op = TH_FOP_RENAME, .dfd1 = 0, .name1 = 1, .dfd2 = 2, .name2 = 3, .flags = 4)
+HOOK(chmod, 2, .op = TH_FOP_CHMOD, .name1 = 0, .mode = 1)
+HOOK(fchmod, 2, .op = TH_FOP_CHMOD, .fd1 = 0, .mode = 1)
+HOOK(fchmodat, 3, .op = TH_FOP_CHMOD, .dfd1 = 0, .name1 = 1, .mode = 2)
+HOOK(fchmodat2, 4, .op = TH_FOP_CHMOD, .dfd1 = 0, .name1 = 1, .mode = 2, .flags = 3)
+HOOK(chown, 3, .op = TH_FOP_CHOWN, .name1 = 0, .uid = 1, .gid = 2)
+HOOK(fchown, 3, .op = TH_FOP_CHOWN, .fd1 = 0, .uid = 1, .gid = 2)
+HOOK(lchown, 3, .op = TH_FOP_CHOWN, .name1 = 0, .uid = 1, .gid = 2, .flags_const = TH_AT_SYMLINK_NOFOLLOW)
+HOOK(fchownat, 5, .op = TH_FOP_CHOWN, .dfd1 = 0, .name1 = 1, .uid = 2, .gid = 3, .flags = 4)
+HOOK(truncate, 2, .op = TH_FOP_TRUNCATE, .name1 = 0)
+HOOK(ftruncate, 2, .op = TH_FOP_TRUNCATE, .fd1 = 0)
+HOOK(mkdir, 2, .op = TH_FOP_MKDIR, .name1 = 0, .mode = 1)
+HOOK(mkdirat, 3, .op = TH_FOP_MKDIR, .dfd1 = 0, .name1 = 1, .mode = 2)
+HOOK(rmdir, 1, .op = TH_FOP_RMDIR, .name1 = 0)
+HOOK(symlink, 2, .op = TH_FOP_SYMLINK, .name1 = 0, .verbatim1 = 1, .name2 = 1)
+HOOK(symlinkat, 3, .op = TH_FOP_SYMLINK, .name1 = 0, .verbatim1 = 1, .dfd2 = 1, .name2 = 2)
+HOOK(link, 2, .op = TH_FOP_LINK, .name1 = 0, .name2 = 1)
+HOOK(linkat, 5, .op = TH_FOP_LINK, .dfd1 = 0, .name1 = 1, .dfd2 = 2, .name2 = 3, .flags = 4)
+HOOK(mount, 5, .op = TH_FOP_MOUNT, .name1 = 0, .verbatim1 = 1, .name2 = 1, .flags = 3)
 /* umount2(2) is SYSCALL_DEFINE2(umount, ...): its tracepoint is sys_*_umount. */
-HOOK(umount, .op = TH_FOP_UMOUNT, .name1 = 0, .flags = 1)
+HOOK(umount, 2, .op = TH_FOP_UMOUNT, .name1 = 0, .flags = 1)
 
 /*
  * close: report the bytes counted for this fd, with its path, while the fd
@@ -743,3 +747,54 @@ IO(pread64, 0)
 IO(write, 1)
 IO(writev, 1)
 IO(pwrite64, 1)
+
+#define TH_F_DUPFD 0
+#define TH_F_DUPFD_CLOEXEC 1030
+
+/*
+ * A duplicate of a tracked fd is tracked too, with its own byte counts:
+ * shells open a redirection target at some fd and dup2 it onto 1.
+ */
+static __always_inline int file_dup(struct trace_event_raw_sys_exit *ctx, int is_fcntl)
+{
+	long ret = ctx->ret;
+	struct th_file_fdkey k, nk;
+	struct th_file_io *io, nio = {};
+	struct pt_regs *regs;
+
+	if (ret < 0)
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	if (is_fcntl) {
+		long cmd = BPF_CORE_READ(regs, si);
+
+		if (cmd != TH_F_DUPFD && cmd != TH_F_DUPFD_CLOEXEC)
+			return 0;
+	}
+	k.tgid = bpf_get_current_pid_tgid() >> 32;
+	k.fd = (__s32)BPF_CORE_READ(regs, di);
+	if (k.fd == (__s32)ret)
+		return 0; /* dup2(fd, fd) */
+	io = bpf_map_lookup_elem(&th_file_fds, &k);
+	if (!io)
+		return 0;
+	nio.open_ktime = io->open_ktime;
+	nio.proc_ktime = io->proc_ktime;
+	nk.tgid = k.tgid;
+	nk.fd = (__s32)ret;
+	if (bpf_map_update_elem(&th_file_fds, &nk, &nio, BPF_ANY))
+		STAT_INC(fds_full);
+	return 0;
+}
+
+#define DUP(sys, is_fcntl)                                                \
+	SEC("tracepoint/syscalls/sys_exit_" #sys)                         \
+	int dup_##sys(struct trace_event_raw_sys_exit *ctx)               \
+	{                                                                 \
+		return file_dup(ctx, is_fcntl);                           \
+	}
+
+DUP(dup, 0)
+DUP(dup2, 0)
+DUP(dup3, 0)
+DUP(fcntl, 1)

@@ -452,6 +452,7 @@ static __always_inline int on_listen(struct state_args *ctx, __u64 key)
 	e.proc_ktime = th_proc_ktime(tgid);
 	e.cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 	e.netns = sk_netns(sk);
+	e.flags = ENT_INGRESS; /* its close is reported as the server side */
 	sock_upsert(key, &e);
 	if (!emit_net() || !(r = net_reserve(TH_NET_REC_LISTEN)))
 		return 0;
@@ -461,7 +462,8 @@ static __always_inline int on_listen(struct state_args *ctx, __u64 key)
 	r->cookie = e.cookie;
 	r->netns = e.netns;
 	r->protocol = IPPROTO_TCP;
-	r->state = ctx->oldstate;
+	r->state = TCP_LISTEN;
+	r->flags = TH_NET_F_INGRESS;
 	tp_addrs(ctx, r);
 	net_submit(r, TH_NET_REC_LISTEN);
 	return 0;

@@ -73,7 +73,8 @@
  *   ret            CONNECT: syscall result (0, -EINPROGRESS, -ECONNREFUSED…)
  *   family         AF_INET (2) / AF_INET6 (10)
  *   protocol       IPPROTO_TCP (6) / IPPROTO_UDP (17)
- *   state          TCP state before the event (CLOSE: the state it closed from)
+ *   state          TCP state: CONNECT, ACCEPT: now; LISTEN: TCP_LISTEN;
+ *                  CLOSE: the state it closed from (TCP_SYN_SENT = failed)
  *   s*, d*         local and remote end
  *   bytes_*        CLOSE (TCP): data bytes, see net.bpf.c; UDP close: bytes
  *                  known from sock_*_length (TH_NET_F_BYTES when valid)

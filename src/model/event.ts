@@ -199,7 +199,7 @@ export interface SyscallEvent extends EventBase {
 }
 
 export type RuntimeEvent = ExecEvent | ExitEvent;
-/** Events of the file/network/DNS/syscall sensors; joins RuntimeEvent once the adapters encode them. */
+/** Events of the file/network/DNS/syscall sensors; they join RuntimeEvent once the adapters encode them. */
 export type SensorEvent = FileEvent | NetEvent | DnsEvent | SyscallEvent;
 
 /** Loss notices travel the bus beside events so that every API can report them. */

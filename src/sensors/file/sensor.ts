@@ -131,6 +131,8 @@ export const FILE_SYSCALLS: readonly string[] = [
 /** Kernels older than these syscalls lack their tracepoints: a failed attach is a note, not an error. */
 const OPTIONAL_SYSCALLS = new Set(['fchmodat2', 'openat2']);
 const IO_SYSCALLS = ['read', 'readv', 'pread64', 'write', 'writev', 'pwrite64'];
+/** A dup of a tracked fd is tracked too (shell redirections dup2 onto stdout). */
+const DUP_SYSCALLS = ['dup', 'dup2', 'dup3', 'fcntl'];
 
 /** Periodic reports of files still open use this op (the model has no "io" op yet). */
 const IO_REPORT_OP: FileOp = 'open';
@@ -177,7 +179,7 @@ export class FileSensor implements Sensor {
       if (!fs.existsSync(path.join(config.bpfDir, 'tetrahub_procs'))) {
         log.warn(`file sensor: ${config.bpfDir}/tetrahub_procs is not pinned (start the process sensor first); events fall back to the pid's current image`);
       }
-      const skip = o.trackIo ? [] : ['enter_close', ...IO_SYSCALLS.map((s) => `io_${s}`)];
+      const skip = o.trackIo ? [] : ['enter_close', ...IO_SYSCALLS.map((s) => `io_${s}`), ...DUP_SYSCALLS.map((s) => `dup_${s}`)];
       this.obj = native.openObject(objPath, {
         pinRoot: config.bpfDir,
         mapSizes: { tetrahub_procs: config.processMapEntries, th_file_events: o.ringBytes, th_file_fds: o.fdMapEntries },
@@ -208,7 +210,7 @@ export class FileSensor implements Sensor {
         }
       }
       if (o.trackIo) {
-        for (const sc of IO_SYSCALLS) attach(`tracepoint/syscalls/sys_exit_${sc}`);
+        for (const sc of [...IO_SYSCALLS, ...DUP_SYSCALLS]) attach(`tracepoint/syscalls/sys_exit_${sc}`);
         attach('tracepoint/syscalls/sys_enter_close');
       }
       this.statsMap = this.obj.map('th_file_stats');
