@@ -37,6 +37,12 @@ char LICENSE[] SEC("license") = "GPL";
 
 const volatile __u32 agent_tgid = 0;
 
+/* Never read: puts the record struct into the object's BTF (clang emits only
+ * the types of maps, globals and functions) for the layout test. */
+const volatile struct th_sys_btf_anchor {
+	struct th_syscall rec;
+} th_sys_btf_anchor = {};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, TH_SYS_EVENTS_DEFAULT_BYTES);

@@ -1,0 +1,4 @@
+import { type BenchResult, skipped } from './common';
+export async function run(): Promise<BenchResult> {
+  return skipped('memory', 'todo');
+}
