@@ -111,6 +111,16 @@ export function nowS(): number {
   return Number(process.hrtime.bigint()) / 1e9;
 }
 
+/**
+ * CPU seconds (user + system) this process has used so far, all its threads.
+ * Micro-measurements use it instead of wall time: on a shared machine the
+ * wall clock also counts the time other processes held the CPU.
+ */
+export function cpuS(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
 // --------------------------------------------------------------- CPU time
 
 let clkTck: number | undefined;
@@ -209,9 +219,14 @@ export function machineLoad(): string {
 
 // ---------------------------------------------------------- child processes
 
-/** Starts `node dist/bench/child.js ROLE` with an IPC channel. */
+/**
+ * Starts `node dist/bench/child.js ROLE` with an IPC channel. For profiling,
+ * TETRAHUB_BENCH_CHILD_FLAGS adds node flags to every child, e.g.
+ * "--cpu-prof --cpu-prof-dir=/tmp/prof".
+ */
 export function forkChild(role: string, args: string[] = [], execArgv: string[] = []): ChildProcess {
-  return fork(path.join(__dirname, 'child.js'), [role, ...args], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const extra = (process.env.TETRAHUB_BENCH_CHILD_FLAGS ?? '').split(' ').filter(Boolean);
+  return fork(path.join(__dirname, 'child.js'), [role, ...args], { execArgv: [...execArgv, ...extra], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
 export interface ChildMessage {

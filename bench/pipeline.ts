@@ -9,7 +9,7 @@
 // paced through a SharedArrayBuffer so that triggered×K − decoded stays under
 // the ring's capacity: the ring never overflows and the consumer, not the
 // producer's pacing, sets the rate.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -47,6 +47,7 @@ export interface PipelineOptions {
 // The trigger thread. Plain JS (eval'd): it only reads counters and calls getppid.
 const TRIGGER = `
 const { workerData, parentPort } = require('node:worker_threads');
+parentPort.postMessage({ tid: Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop()) });
 const ctl = new Int32Array(workerData.sab, 0, 4);      // [0] stop, [1] batch seq (notified), [2] paused
 const cnt = new BigInt64Array(workerData.sab, 16, 4);  // [0] decoded, [1] triggers, [2] ns in getppid
 const K = BigInt(workerData.perTrigger), CAP = BigInt(workerData.capacity);
@@ -85,12 +86,36 @@ function buildConsumer(): { path?: string; error?: string } {
   return { path: bin };
 }
 
-function runC(bin: string, seconds: number, perTrigger: number): { result?: CResult; error?: string } {
-  const r = spawnSync(bin, ['--seconds', String(seconds), '--per-trigger', String(perTrigger)], { cwd: ROOT, encoding: 'utf8', timeout: (seconds + 30) * 1000 });
-  if (r.status !== 0) return { error: `th-consumer exited ${r.status ?? r.signal}: ${(r.stderr || '').trim().slice(0, 400)}` };
-  const line = r.stdout.trim().split('\n').pop() ?? '';
+/**
+ * Runs th-consumer for `seconds`; samples its threads' CPU between 0.3 s and
+ * seconds − 0.2 s so that the consumer thread's (the main thread's) CPU share is known.
+ */
+async function runC(bin: string, seconds: number, perTrigger: number): Promise<{ result?: CResult; error?: string; consumerUtil?: number }> {
+  const child = spawn(bin, ['--seconds', String(seconds), '--per-trigger', String(perTrigger)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const pid = child.pid ?? 0;
+  const killer = setTimeout(() => child.kill('SIGKILL'), (seconds + 30) * 1000);
+  let consumerUtil: number | undefined;
   try {
-    return { result: JSON.parse(line) as CResult };
+    await sleep(300);
+    const a = { t: nowS(), cpu: threadCpu(pid) };
+    await sleep(Math.max(200, (seconds - 0.5) * 1000));
+    const b = { t: nowS(), cpu: threadCpu(pid) };
+    const main = threadDelta(a.cpu, b.cpu).find((t) => t.tid === pid);
+    if (main) consumerUtil = (main.user + main.sys) / (b.t - a.t);
+  } catch {
+    /* sampling is best effort */
+  }
+  const code = await exited;
+  clearTimeout(killer);
+  if (code !== 0) return { error: `th-consumer exited ${code}: ${err.trim().slice(0, 400)}` };
+  const line = out.trim().split('\n').pop() ?? '';
+  try {
+    return { result: JSON.parse(line) as CResult, consumerUtil };
   } catch {
     return { error: `th-consumer printed no JSON: ${line.slice(0, 200)}` };
   }
@@ -153,8 +178,12 @@ export async function run(opts: PipelineOptions = {}): Promise<BenchResult> {
     });
     consumer.start();
     worker = new Worker(TRIGGER, { eval: true, workerData: { sab, perTrigger: K, capacity } });
+    let triggerTid = -1;
     const workerDone = new Promise<{ triggers: number }>((resolve, reject) => {
-      worker!.once('message', resolve);
+      worker!.on('message', (m: { tid?: number; triggers?: number }) => {
+        if (m.tid !== undefined) triggerTid = m.tid;
+        else resolve(m as { triggers: number });
+      });
       worker!.once('error', reject);
     });
 
@@ -188,6 +217,13 @@ export async function run(opts: PipelineOptions = {}): Promise<BenchResult> {
     const threads = threadDelta(s0.cpu, s1.cpu);
     const mainCpu = threads.find((t) => t.tid === process.pid);
     const mainUtil = mainCpu ? (mainCpu.user + mainCpu.sys) / dt : NaN;
+    const trig = threads.find((t) => t.tid === triggerTid);
+    // The native ring thread: the busiest thread that is neither the JS thread nor the trigger.
+    const ringThread = threads.find((t) => t.tid !== process.pid && t.tid !== triggerTid);
+    const cpuNs = (t: { user: number; sys: number } | undefined) => (t ? ((t.user + t.sys) * 1e9) / nodeRecords : NaN);
+    const jsCpuNs = cpuNs(mainCpu);
+    const ringCpuNs = cpuNs(ringThread);
+    const oneCore = 1e9 / jsCpuNs;
     const procCpu = (s1.usage.user + s1.usage.system) / 1e6 / dt;
     const emitted = st.emitted[TH_REC_EXEC];
     const drops = st.dropped[TH_REC_EXEC];
@@ -196,10 +232,12 @@ export async function run(opts: PipelineOptions = {}): Promise<BenchResult> {
     // ---- decode only: the same decodeBatch over one captured batch, in a loop.
     let decodeOnly = NaN;
     let decodeNs = NaN;
+    let decodeCpuNs = NaN;
     if (captured) {
       const { batch, count } = captured;
       const o: ProcessRecord[] = [];
       let n = 0;
+      const cpu0 = threadCpu().find((t) => t.tid === process.pid);
       const t0 = nowS();
       let t = t0;
       while (t - t0 < 1.0) {
@@ -214,8 +252,10 @@ export async function run(opts: PipelineOptions = {}): Promise<BenchResult> {
         }
         t = nowS();
       }
+      const cpu1 = threadCpu().find((t) => t.tid === process.pid);
       decodeOnly = n / (t - t0);
       decodeNs = ((t - t0) * 1e9) / n;
+      if (cpu0 && cpu1) decodeCpuNs = ((cpu1.user + cpu1.sys - cpu0.user - cpu0.sys) * 1e9) / n;
     }
 
     rows([
@@ -225,10 +265,14 @@ export async function run(opts: PipelineOptions = {}): Promise<BenchResult> {
       ['Node pipeline rate', `${rate(nodeRate, ' rec/s')}  (${(1e9 / nodeRate).toFixed(0)} ns/record wall)`],
       ['JS time in onBatch', `${jsNsPerRec.toFixed(0)} ns/record (decode + touch), ${((Number(s1.jsNs - s0.jsNs) / 1e9 / dt) * 100).toFixed(0)} % of the window`],
       ['JS main thread CPU', `${(mainUtil * 100).toFixed(0)} % of one core (whole process ${(procCpu * 100).toFixed(0)} %, incl. trigger thread = BPF producer, ring thread)`],
-      ['busiest threads', threads.slice(0, 4).map((t) => `${t.tid === process.pid ? 'main' : t.comm + ':' + t.tid} ${(((t.user + t.sys) / dt) * 100).toFixed(0)}%`).join(', ')],
+      [
+        'CPU per record',
+        `JS thread ${jsCpuNs.toFixed(0)} ns, native ring thread ${ringCpuNs.toFixed(0)} ns (copy into batches), trigger thread ${cpuNs(trig).toFixed(0)} ns (getppid = the BPF producer writing the records)`,
+      ],
+      ['one JS core would do', `${rate(oneCore, ' rec/s')} (records / JS-thread CPU time: the consumer's capacity, independent of what else the machine runs)`],
       ['kernel (bench_stats)', `emitted ${int(emitted)}, dropped ${int(drops)}; consumer total ${int(cstats.records)} records, ${int(cstats.dropped)} dropped in native`],
       ['trigger check', `${int(triggers)} getppid calls × ${K} = ${int(triggers * K)} ${getppidOk ? '= emitted + dropped (process.ppid calls getppid every time)' : '≠ emitted + dropped: process.ppid did NOT call getppid each time'}`],
-      ['decode only', `${rate(decodeOnly, ' rec/s')}  (${decodeNs.toFixed(0)} ns/record: decodeBatch over one captured ${captured ? int(captured.count) : '?'}-record batch)`],
+      ['decode only', `${rate(decodeOnly, ' rec/s')}  (${decodeNs.toFixed(0)} ns/record wall, ${decodeCpuNs.toFixed(0)} ns CPU: decodeBatch over one captured ${captured ? int(captured.count) : '?'}-record batch in a loop)`],
     ]);
     if (touch === -1) console.log(''); // keep `touch` observable
 
@@ -236,23 +280,30 @@ export async function run(opts: PipelineOptions = {}): Promise<BenchResult> {
     const built = buildConsumer();
     let c: CResult | undefined;
     let cError: string | undefined;
+    let cUtil: number | undefined;
     if (built.path) {
-      const r = runC(built.path, seconds, K);
+      const r = await runC(built.path, seconds, K);
       c = r.result;
       cError = r.error;
+      cUtil = r.consumerUtil;
     } else cError = built.error;
+    const cCpuNs = c && cUtil !== undefined ? (cUtil * 1e9) / c.rate : NaN;
     const ratio = c ? nodeRate / c.rate : NaN;
     if (c) {
       rows([
         ['C libbpf consumer', `${rate(c.rate, ' rec/s')}  (${int(c.records)} records in ${c.seconds.toFixed(2)} s, kernel drops ${int(c.drops)})`],
         ['C producer alone', `${rate(c.producerRate, ' rec/s')} (BPF emission speed: the C figure is bounded by it)`],
-        ['Node / C', `${(ratio * 100).toFixed(1)} %`],
+        ['C consumer thread', `${cUtil !== undefined ? `${(cUtil * 100).toFixed(0)} % busy, ${cCpuNs.toFixed(0)} ns CPU/record (ring_buffer__poll + callback touching the header)` : 'CPU not sampled'}`],
+        ['Node / C', `${(ratio * 100).toFixed(1)} % (records/s, same run); CPU per record: Node JS + ring thread ${(jsCpuNs + ringCpuNs).toFixed(0)} ns vs C ${cCpuNs.toFixed(0)} ns`],
       ]);
     } else note(`C baseline not run: ${cError}`);
     const met = nodeRate >= 1e6 || (c ? ratio >= 0.4 : false);
     rows([
       ['target', `≥ 1,000,000 rec/s or ≥ 40 % of C → ${met ? 'MET' : 'NOT MET'}`],
-      ['where time goes', `decodeBatch alone ${decodeNs.toFixed(0)} ns/rec of ${jsNsPerRec.toFixed(0)} ns/rec in onBatch; the rest of the ${(1e9 / nodeRate).toFixed(0)} ns/rec wall is waiting/handing over (JS thread ${(mainUtil * 100).toFixed(0)} % busy)`],
+      [
+        'where time goes',
+        `per record: JS thread ${jsCpuNs.toFixed(0)} ns CPU, of which decodeBatch ≈ ${decodeCpuNs.toFixed(0)} ns (decode-only loop) and the rest batch hand-over, touch, GC; native ring thread ${ringCpuNs.toFixed(0)} ns. The JS thread was busy ${(mainUtil * 100).toFixed(0)} % of the window: the rest is waiting for batches or being preempted by other work on this 2-CPU machine`,
+      ],
     ]);
     if (drops > 0) note(`the kernel dropped ${int(drops)} records: the pacing should prevent that; the rate is still records actually decoded`);
 
@@ -281,8 +332,14 @@ export async function run(opts: PipelineOptions = {}): Promise<BenchResult> {
         nativeDropped: cstats.dropped,
         triggers,
         getppidPerProcessPpid: getppidOk,
+        jsCpuNsPerRecord: jsCpuNs,
+        ringThreadCpuNsPerRecord: ringCpuNs,
+        oneJsCoreRate: oneCore,
+        cConsumerUtilization: cUtil ?? null,
+        cCpuNsPerRecord: cCpuNs,
         decodeOnlyRate: decodeOnly,
         decodeOnlyNsPerRecord: decodeNs,
+        decodeOnlyCpuNsPerRecord: decodeCpuNs,
         c: c ?? null,
         cError: cError ?? null,
         ratioToC: c ? ratio : null,

@@ -34,7 +34,7 @@ function table(results: BenchResult[]): void {
     r.baseline ?? '',
     r.ratio ?? '',
     r.target ?? '',
-    r.status !== 'ok' ? '-' : r.met === undefined ? '' : r.met ? 'yes' : 'NO',
+    r.status !== 'ok' ? '-' : r.met === undefined ? (r.target ? '?' : '') : r.met ? 'yes' : 'NO',
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(w[i])).join(' │ ');
@@ -85,9 +85,13 @@ async function main(argv: string[]): Promise<number> {
     seconds: nowS() - t0,
     results,
   };
-  fs.mkdirSync(path.dirname(RESULTS_FILE), { recursive: true });
-  fs.writeFileSync(RESULTS_FILE, JSON.stringify(doc, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
-  console.log(`\nwrote ${path.relative(process.cwd(), RESULTS_FILE) || RESULTS_FILE} (${(nowS() - t0).toFixed(0)} s)`);
+  try {
+    fs.mkdirSync(path.dirname(RESULTS_FILE), { recursive: true });
+    fs.writeFileSync(RESULTS_FILE, JSON.stringify(doc, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
+    console.log(`\nwrote ${path.relative(process.cwd(), RESULTS_FILE) || RESULTS_FILE} (${(nowS() - t0).toFixed(0)} s)`);
+  } catch (e) {
+    console.log(`\ncould not write ${RESULTS_FILE}: ${(e as Error).message}`);
+  }
   return results.some((r) => r.status === 'failed') ? 1 : 0;
 }
 

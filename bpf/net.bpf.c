@@ -17,7 +17,7 @@
  * Entries go at TCP_CLOSE (TCP) or at socket release (UDP); LRU bounds it.
  *
  * Records and map values: include/th_net.h. User-space configuration:
- *   .rodata  agent_tgid      tgid whose sockets are ignored
+ *   .rodata  agent_tgid      tgid whose sockets are ignored (no records, no DNS)
  *   map      th_net_cfg      what to emit (TH_NET_CFG_*) and the DNS ports
  *   map      th_net_events   ring buffer
  *   map      th_net_socks    LRU hash sk address -> owner
@@ -44,6 +44,15 @@ char LICENSE[] SEC("license") = "GPL";
 #define MSG_PEEK 2
 
 const volatile __u32 agent_tgid = 0;
+
+/*
+ * Never read: puts the record types into the object's BTF (clang emits only
+ * the types of maps, globals and functions) for src/sensors/net/layout.test.ts.
+ */
+const volatile struct th_net_btf_anchor {
+	struct th_net net;
+	struct th_dns dns;
+} th_net_btf_anchor = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -72,6 +81,11 @@ struct sock_ent {
 #define ENT_CLOSED 0x4	   /* closed while connecting: sys_exit_connect reports and deletes */
 #define ENT_STASH 0x8	   /* saddr/sport_stash valid */
 #define ENT_UDP 0x10
+/*
+ * The agent's own socket: remembered only so that softirq-side hooks (DNS
+ * capture, close) can tell it apart from an unknown socket and stay silent.
+ */
+#define ENT_AGENT 0x20
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -283,7 +297,7 @@ static __always_inline void tcp_bytes(struct sock *sk, struct th_net *r)
 
 /* ---- TCP/UDP connect ---------------------------------------------------- */
 
-/* syscalls:sys_exit_* (same reason as struct state_args). */
+/* syscalls:sys_exit_*, by the format's offsets (see struct state_args for why). */
 struct sys_exit_args {
 	__u64 common;
 	long id;
@@ -300,8 +314,6 @@ static __always_inline int on_connect(struct bpf_sock_addr *ctx, __u16 family)
 	__u32 proto;
 	__u64 key;
 
-	if (tgid == agent_tgid)
-		return 1;
 	bsk = ctx->sk;
 	if (!bsk)
 		return 1;
@@ -309,6 +321,12 @@ static __always_inline int on_connect(struct bpf_sock_addr *ctx, __u16 family)
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return 1;
 	key = launder((__u64)bsk);
+	if (tgid == agent_tgid) {
+		e.tgid = tgid;
+		e.flags = ENT_AGENT;
+		sock_upsert(key, &e);
+		return 1;
+	}
 	pc.sk = key;
 	pc.cookie = bpf_get_socket_cookie(ctx);
 	pc.family = family;
@@ -488,6 +506,11 @@ int th_state(struct state_args *ctx)
 	if (!e) {
 		if (ns == TCP_CLOSE)
 			COUNT(close_untracked);
+		return 0;
+	}
+	if (e->flags & ENT_AGENT) {
+		if (ns == TCP_CLOSE)
+			sock_delete(key);
 		return 0;
 	}
 	if (os == TCP_SYN_SENT && (e->flags & ENT_CONNECTING)) {
@@ -682,8 +705,6 @@ static __always_inline int on_udp_msg(struct bpf_sock_addr *ctx, __u16 family, _
 	struct bpf_sock *bsk;
 	__u64 key;
 
-	if (tgid == agent_tgid)
-		return 1;
 	bsk = ctx->sk;
 	if (!bsk || ctx->protocol != IPPROTO_UDP)
 		return 1;
@@ -692,6 +713,14 @@ static __always_inline int on_udp_msg(struct bpf_sock_addr *ctx, __u16 family, _
 		return 1;
 	key = launder((__u64)bsk);
 	e = bpf_map_lookup_elem(&th_net_socks, &key);
+	if (tgid == agent_tgid) {
+		if (!e) {
+			ne.tgid = tgid;
+			ne.flags = ENT_UDP | ENT_AGENT;
+			sock_upsert(key, &ne);
+		}
+		return 1;
+	}
 	if (!e || e->tgid != tgid) {
 		ne.tgid = tgid;
 		ne.proc_ktime = th_proc_ktime(tgid);
@@ -795,7 +824,7 @@ static __always_inline int on_len(struct sock_len_args *ctx, __u8 dir)
 	if (ctx->family != AF_INET && ctx->family != AF_INET6)
 		return 0;
 	e = bpf_map_lookup_elem(&th_net_socks, &key);
-	if (!e)
+	if (!e || (e->flags & ENT_AGENT))
 		return 0;
 	sk = (struct sock *)key;
 	dport = BPF_CORE_READ(sk, __sk_common.skc_dport);
@@ -865,7 +894,8 @@ int th_release(struct bpf_sock *ctx)
 			sock_delete(key);
 		return 1;
 	}
-	if ((e->udp_tx_pkts || e->udp_rx_pkts) && emit_net() && (r = net_reserve(TH_NET_REC_CLOSE))) {
+	if (!(e->flags & ENT_AGENT) && (e->udp_tx_pkts || e->udp_rx_pkts) && emit_net() &&
+	    (r = net_reserve(TH_NET_REC_CLOSE))) {
 		set_owner(r, e);
 		r->tid = (__u32)bpf_get_current_pid_tgid();
 		r->cookie = e->cookie;
@@ -992,7 +1022,7 @@ static __always_inline int on_skb(struct __sk_buff *skb, int egress)
 		e = bpf_map_lookup_elem(&th_net_socks, &key);
 	}
 	if (e) {
-		if (e->tgid == agent_tgid)
+		if (e->flags & ENT_AGENT)
 			return 1;
 		r->tgid = e->tgid;
 		r->proc_ktime = e->proc_ktime;
@@ -1017,7 +1047,13 @@ static __always_inline int on_skb(struct __sk_buff *skb, int egress)
 		r->flags |= TH_DNS_F_TRUNC;
 		COUNT(dns_truncated);
 	}
-	if (len == 0 || bpf_skb_load_bytes(skb, poff, s->data, len))
+	/*
+	 * Identity for len in [1, MAX] (poff < skb->len), written so that older
+	 * verifiers (6.1) see the bounds on the register passed to the helper.
+	 */
+	barrier_var(len);
+	len = ((len - 1) & (TH_DNS_PAYLOAD_MAX - 1)) + 1;
+	if (bpf_skb_load_bytes(skb, poff, s->data, len))
 		return 1;
 	r->payload_len = len;
 	r->hdr.type = TH_NET_REC_DNS;

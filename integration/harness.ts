@@ -7,9 +7,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { StatusSnapshot } from '../src/agent/status';
 import { fetchStatus } from '../src/cli/status';
-import { packageRoot } from '../src/sensors/process/sensor';
+import { repoRoot } from '../src/kernel/native';
 
-export const ROOT = packageRoot();
+export const ROOT = repoRoot();
 
 /** Why kernel tests cannot run here, or undefined when they can. */
 export function kernelSkipReason(): string | undefined {

@@ -1,7 +1,6 @@
 // The agent: probes the kernel, starts the sensors, the enrichment and the APIs,
 // and says plainly what runs, what fell back and what is off.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { EventBus } from '../bus/bus';
 import type { AgentConfig } from '../config/config';
@@ -10,6 +9,12 @@ import { ProcessCache } from '../enrich/process/cache';
 import { loadNative } from '../kernel/native';
 import type { FeatureProbe, NativeBinding } from '../kernel/types';
 import { ProcessSensor } from '../sensors/process/sensor';
+import { FileSensor } from '../sensors/file/sensor';
+import { NetKernel } from '../sensors/net/kernel';
+import { NetSensor } from '../sensors/net/sensor';
+import { DnsSensor } from '../sensors/dns/sensor';
+import { SyscallSensor } from '../sensors/syscall/sensor';
+import { DnsNameCache } from '../enrich/dns/cache';
 import type { Sensor } from '../sensors/sensor';
 import { startHubbleServer } from '../api/hubble/server';
 import { startTetragonServer, writeInfoFile } from '../api/tetragon/server';
@@ -40,6 +45,8 @@ export class Agent implements StatusProvider {
   private readonly startedAt = Date.now();
   private readonly startHr = process.hrtime.bigint();
   private counterSources: (() => Record<string, number>)[] = [];
+  /** IP → DNS names learnt from answers; connect events and Hubble flows carry them. */
+  dnsNames?: DnsNameCache;
 
   constructor(readonly config: AgentConfig, log?: Logger) {
     this.log = log ?? new Logger(config.logLevel);
@@ -117,10 +124,7 @@ export class Agent implements StatusProvider {
       this.notes.push(`could not write ${cfg.infoFile}: ${(e as Error).message}`);
     }
 
-    if (cfg.sensors.process) {
-      const sensor = new ProcessSensor({ native: this.native, bus: this.bus, cache: this.cache, clock: this.clock, config: cfg, log: this.log });
-      this.sensors.push(sensor);
-    }
+    this.sensors.push(...this.buildSensors());
     for (const s of this.sensors) {
       try {
         await s.start();
@@ -138,6 +142,44 @@ export class Agent implements StatusProvider {
     this.listeners.admin = this.admin.addresses;
     this.log.info(`status and metrics on ${this.admin.addresses.join(', ')}`);
     for (const n of this.notes) this.log.warn(n);
+  }
+
+  /** The configured sensors, process first: the others reuse its pinned process map. */
+  private buildSensors(): Sensor[] {
+    const cfg = this.config;
+    const base = { native: this.native, bus: this.bus, cache: this.cache, clock: this.clock, config: cfg, log: this.log };
+    const out: Sensor[] = [];
+    // A sensor whose options are wrong is reported failed; the others still run.
+    const add = (name: string, make: () => Sensor): void => {
+      try {
+        out.push(make());
+      } catch (e) {
+        out.push(failedSensor(name, (e as Error).message));
+      }
+    };
+    if (cfg.sensors.process) add('process', () => new ProcessSensor(base));
+    if (cfg.sensors.file) add('file', () => new FileSensor({ ...base, options: { excludePrefixes: cfg.fileExcludePrefixes } }));
+    if (cfg.sensors.net || cfg.sensors.dns) {
+      // Network and DNS share one object and ring, so a connect is never decoded before the answer it used.
+      let kernel: NetKernel | undefined;
+      try {
+        kernel = new NetKernel(base, { cgroupRoot: cfg.cgroupRoot || undefined });
+      } catch (e) {
+        if (cfg.sensors.net) out.push(failedSensor('net', (e as Error).message));
+        if (cfg.sensors.dns) out.push(failedSensor('dns', (e as Error).message));
+      }
+      if (kernel) {
+        const k = kernel;
+        const names = (this.dnsNames = new DnsNameCache({}));
+        if (cfg.sensors.net) add('net', () => new NetSensor({ ...base, kernel: k, dnsNames: names }));
+        if (cfg.sensors.dns) add('dns', () => new DnsSensor({ ...base, kernel: k, dnsNames: names }, { ports: cfg.dnsPorts }));
+      }
+    }
+    if (cfg.sensors.syscall) {
+      if (cfg.syscalls.length === 0) out.push(failedSensor('syscall', 'enabled without --syscall names: it stays off (never an unfiltered firehose)', 'off'));
+      else add('syscall', () => new SyscallSensor({ ...base, options: { events: cfg.syscalls, counts: cfg.syscalls } }));
+    }
+    return out;
   }
 
   private ensureBpffs(): void {
@@ -203,12 +245,13 @@ export class Agent implements StatusProvider {
   }
 }
 
-export function repoRoot(): string {
-  let dir = __dirname;
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('cannot find the tetrahub package root');
-    dir = up;
-  }
-  return dir;
+/** Stands in the sensor list for a sensor that could not even be built, so status names it and why. */
+function failedSensor(name: string, note: string, state: 'failed' | 'off' = 'failed'): Sensor {
+  return {
+    name,
+    start: async () => undefined,
+    stop: async () => undefined,
+    status: () => ({ name, state, hooks: [], note }),
+    counters: () => ({}),
+  };
 }

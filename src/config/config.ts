@@ -25,7 +25,15 @@ export interface AgentConfig {
   hubbleHistorySize: number;
   /** Per-subscriber queue bound (API streams, exporters). */
   eventQueueSize: number;
-  sensors: { process: boolean };
+  sensors: { process: boolean; file: boolean; net: boolean; dns: boolean; syscall: boolean };
+  /** File sensor: path prefixes never reported (compared in the kernel). */
+  fileExcludePrefixes: string[];
+  /** DNS sensor: ports whose traffic is parsed as DNS. */
+  dnsPorts: number[];
+  /** Syscall sensor (opt-in): syscall names to trace, filtered in the kernel. */
+  syscalls: string[];
+  /** cgroup-v2 directory the socket hooks attach to; "" = the cgroup2 mount root. */
+  cgroupRoot: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -46,7 +54,11 @@ export function defaultConfig(env = process.env): AgentConfig {
     processCacheGraceMs: 30_000,
     hubbleHistorySize: 4095,
     eventQueueSize: 10_000,
-    sensors: { process: true },
+    sensors: { process: true, file: false, net: false, dns: false, syscall: false },
+    fileExcludePrefixes: ['/proc', '/sys', '/dev'],
+    dnsPorts: [53],
+    syscalls: [],
+    cgroupRoot: '',
     logLevel: 'info',
   };
 }
@@ -68,6 +80,10 @@ const FLAGS: Record<string, keyof AgentConfig> = {
   'hubble-history-size': 'hubbleHistorySize',
   'event-queue-size': 'eventQueueSize',
   'log-level': 'logLevel',
+  'file-exclude-prefix': 'fileExcludePrefixes',
+  'dns-port': 'dnsPorts',
+  syscall: 'syscalls',
+  'cgroup-root': 'cgroupRoot',
 };
 
 export class ConfigError extends Error {}
@@ -75,8 +91,15 @@ export class ConfigError extends Error {}
 function coerce(key: keyof AgentConfig, value: unknown, where: string, base: AgentConfig): unknown {
   const def = base[key];
   if (Array.isArray(def)) {
-    const list = Array.isArray(value) ? value : String(value).split(',');
-    return list.map((v) => String(v).trim()).filter((v) => v !== '');
+    const list = (Array.isArray(value) ? value : String(value).split(',')).map((v) => String(v).trim()).filter((v) => v !== '');
+    if (key === 'dnsPorts') {
+      return list.map((v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1 || n > 65535) throw new ConfigError(`${where}: expected ports (1-65535), got ${JSON.stringify(v)}`);
+        return n;
+      });
+    }
+    return list;
   }
   if (typeof def === 'number') {
     const n = Number(value);
@@ -108,7 +131,11 @@ export function applyFile(cfg: AgentConfig, file: string): AgentConfig {
     if (!key) throw new ConfigError(`config file ${file}: unknown key "${k}"`);
     if (key === 'sensors') {
       if (typeof v !== 'object' || v === null) throw new ConfigError(`config file ${file}: sensors: expected a mapping`);
-      out.sensors = { ...cfg.sensors, ...(v as Record<string, boolean>) };
+      for (const [name, on] of Object.entries(v as Record<string, unknown>)) {
+        if (!(name in cfg.sensors)) throw new ConfigError(`config file ${file}: sensors.${name}: unknown sensor (known: ${Object.keys(cfg.sensors).join(', ')})`);
+        if (typeof on !== 'boolean') throw new ConfigError(`config file ${file}: sensors.${name}: expected true or false`);
+      }
+      out.sensors = { ...cfg.sensors, ...(v as Partial<AgentConfig['sensors']>) };
       continue;
     }
     (out as Record<string, unknown>)[key] = coerce(key, v, `config file ${file}: ${k}`, cfg);

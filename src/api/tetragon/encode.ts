@@ -5,6 +5,7 @@
 // Only populated fields are set on the plain object: protobufjs writes any
 // present field, even an empty string, so leaving them out keeps the bytes
 // identical to what a proto3 encoder emits.
+import * as protobuf from 'protobufjs';
 import type { PodInfo, ProcessInfo, RuntimeEvent, WallTime } from '../../model/event';
 import { inInitTree } from './json';
 import { tetragonTypes, type PGetEventsResponse, type PPod, type PProcess, type PTimestamp } from './protos';
@@ -86,14 +87,128 @@ export function encodeResponse(obj: PGetEventsResponse | object): Uint8Array {
   return tetragonTypes().GetEventsResponse.encode(obj).finish();
 }
 
-/** The shared encoding of an event, computed on first use and cached in ev.wire. */
-export function encodeEvent(ev: RuntimeEvent): Uint8Array {
-  let bytes = ev.wire.get(WIRE_KEY);
-  if (!bytes) {
-    bytes = encodeResponse(eventToProto(ev));
-    ev.wire.set(WIRE_KEY, bytes);
+// ProcessInfo objects are immutable once published and shared: the parent of
+// many execs, and the same process in its exec and its exit. The encodings of
+// the most recently seen ones are kept (bounded, oldest forgotten first — a
+// per-object cache for the whole process cache would double its memory) and
+// the response is assembled around them.
+export const PROCESS_ENCODING_CACHE = 8192;
+const processBytes = new Map<ProcessInfo, Uint8Array>();
+
+// Scratch writers reused across events: protobufjs grows a fresh writer from
+// 128 bytes by doubling, which costs several allocations per event.
+const procScratch = protobuf.Writer.create();
+const eventScratch = protobuf.Writer.create();
+
+function rewind(w: protobuf.Writer): protobuf.Writer {
+  w.pos = 0;
+  w.states = null;
+  return w;
+}
+
+function encodedProcess(p: ProcessInfo): Uint8Array {
+  let b = processBytes.get(p);
+  if (!b) {
+    b = tetragonTypes().Process.encode(processToProto(p), rewind(procScratch)).finish();
+    if (processBytes.size >= PROCESS_ENCODING_CACHE) {
+      const oldest = processBytes.keys().next().value;
+      if (oldest !== undefined) processBytes.delete(oldest);
+    }
+    processBytes.set(p, b);
   }
-  return bytes;
+  return b;
+}
+
+// Wire tags: (field << 3) | wire type (0 varint, 2 length-delimited).
+const TAG_EXEC = (1 << 3) | 2;
+const TAG_EXIT = (5 << 3) | 2;
+const TAG_PROCESS = (1 << 3) | 2;
+const TAG_PARENT = (2 << 3) | 2;
+const TAG_SIGNAL = (3 << 3) | 2;
+const TAG_STATUS = (4 << 3) | 0;
+const TAG_EXIT_TIME = (5 << 3) | 2;
+const TAG_NODE_NAME = (1000 << 3) | 2;
+const TAG_TIME = (1001 << 3) | 2;
+const TAG_SECONDS = (1 << 3) | 0;
+const TAG_NANOS = (2 << 3) | 0;
+
+function writeTimestamp(w: protobuf.Writer, tag: number, t: WallTime): void {
+  w.uint32(tag).fork();
+  if (t.sec) w.uint32(TAG_SECONDS).int64(t.sec);
+  if (t.nsec) w.uint32(TAG_NANOS).int32(t.nsec);
+  w.ldelim();
+}
+
+/** Writes the GetEventsResponse of an event into w (from the cached Process encodings). */
+function writeEvent(w: protobuf.Writer, ev: RuntimeEvent): void {
+  w.uint32(ev.kind === 'exec' ? TAG_EXEC : TAG_EXIT).fork();
+  w.uint32(TAG_PROCESS).bytes(encodedProcess(ev.process));
+  if (ev.parent) w.uint32(TAG_PARENT).bytes(encodedProcess(ev.parent));
+  if (ev.kind === 'exit') {
+    if (ev.signal) w.uint32(TAG_SIGNAL).string(ev.signal);
+    if (ev.status) w.uint32(TAG_STATUS).uint32(ev.status);
+    writeTimestamp(w, TAG_EXIT_TIME, ev.time);
+  }
+  w.ldelim();
+  if (ev.nodeName) w.uint32(TAG_NODE_NAME).string(ev.nodeName);
+  writeTimestamp(w, TAG_TIME, ev.time);
+}
+
+/**
+ * GetEventsResponse bytes for an event, identical to
+ * encodeResponse(eventToProto(ev)) (a test holds them equal).
+ */
+export function encodeEventUncached(ev: RuntimeEvent): Uint8Array {
+  const w = protobuf.Writer.create();
+  writeEvent(w, ev);
+  return w.finish();
+}
+
+/** Key of the gRPC-framed copy (5-byte message header + payload) in RuntimeEvent.wire. */
+export const FRAMED_WIRE_KEY = 'tetragon:grpc';
+
+/** Prefixes a message with gRPC's length header (uncompressed). */
+export function grpcFrame(payload: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(payload.byteLength + 5);
+  out[0] = 0;
+  out.writeUInt32BE(payload.byteLength, 1);
+  out.set(payload, 5);
+  return out;
+}
+
+/**
+ * The shared gRPC-framed encoding of an event; the unframed bytes are a view
+ * of the same memory, kept under WIRE_KEY. One encode and one allocation per
+ * event, whatever the number of streams.
+ */
+export function framedEvent(ev: RuntimeEvent): Buffer {
+  const have = ev.wire.get(FRAMED_WIRE_KEY);
+  if (have) return asBuffer(have);
+  const plain = ev.wire.get(WIRE_KEY);
+  let framed: Buffer;
+  if (plain) {
+    framed = grpcFrame(plain);
+  } else {
+    const w = rewind(eventScratch);
+    try {
+      writeEvent(w, ev);
+    } catch (e) {
+      rewind(w);
+      throw e;
+    }
+    framed = Buffer.allocUnsafe(w.pos + 5);
+    framed[0] = 0;
+    framed.writeUInt32BE(w.pos, 1);
+    w.finishInto(framed, 5);
+  }
+  ev.wire.set(FRAMED_WIRE_KEY, framed);
+  ev.wire.set(WIRE_KEY, framed.subarray(5));
+  return framed;
+}
+
+/** The shared GetEventsResponse encoding of an event (computed once, kept in ev.wire). */
+export function encodeEvent(ev: RuntimeEvent): Uint8Array {
+  return ev.wire.get(WIRE_KEY) ?? framedEvent(ev).subarray(5);
 }
 
 /** grpc-js wants a Buffer; wrap without copying. */

@@ -3,21 +3,22 @@
 //
 // GetEvents streams bus events: each stream owns a bounded Subscription (a
 // full queue drops and counts — a client that stops reading costs at most the
-// queue bound and never slows other streams), writes only while grpc-js
-// accepts more (write() === true) and resumes on 'drain'. Events are written
-// as pre-encoded bytes shared by all streams (ev.wire), so the response
-// serializer for GetEvents is the identity.
+// queue bound and never slows other streams). Events go out as bytes encoded
+// once per event and shared by all streams (ev.wire); a stream writes while
+// its transport accepts more and resumes on 'drain', so HTTP/2 flow control
+// is the back-pressure signal.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Duplex } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
-import type * as protobuf from 'protobufjs';
 import type { StatusProvider } from '../../agent/status';
 import type { EventBus, Subscription } from '../../bus/bus';
 import type { BusItem, ProcessInfo, RuntimeEvent } from '../../model/event';
 import { bindAll, SERVER_OPTIONS } from '../listen';
-import { asBuffer, encodeEvent, encodeResponse, eventToProto, processToProto } from './encode';
+import { asBuffer, encodeResponse, eventToProto, framedEvent, grpcFrame, processToProto } from './encode';
 import { compileFieldFilters, type CompiledFieldFilters } from './fields';
 import { compileEventFilter, FilterError, type CompiledEventFilter } from './filter';
+import { JSON_DECODE_OPTIONS } from './protojson';
 import { DECODE_OPTIONS, tetragonTypes, type PGetEventsRequest, type ProtoObject } from './protos';
 
 // ---------------------------------------------------------------- public types
@@ -113,6 +114,11 @@ export interface TetragonServerOptions {
   logLevel?: LogLevelControl;
   /** Backs `tetra debug dump processcache`; UNIMPLEMENTED when absent. */
   processCache?: () => ProcessInfo[];
+  /**
+   * Write GetEvents frames straight to the HTTP/2 stream (default true; see
+   * rawHttp2Stream). false forces grpc-js's per-message write path.
+   */
+  directWrites?: boolean;
 }
 
 export interface StreamStats {
@@ -121,6 +127,8 @@ export interface StreamStats {
   queued: number;
   delivered: number;
   dropped: number;
+  /** Frames go straight to the HTTP/2 stream (fast path) rather than through grpc-js writes. */
+  direct: boolean;
 }
 
 export interface TetragonServer {
@@ -136,15 +144,15 @@ export interface TetragonServer {
 
 const SERVICE = 'tetragon.FineGuidanceSensors';
 
-/** Client-side decoding: protojson-like plain objects (enum names, 64-bit as strings, bytes base64). */
-const CLIENT_DECODE: protobuf.IConversionOptions = { longs: String, enums: String, bytes: String, defaults: false, arrays: false };
 
 type Side = 'server' | 'client';
 
 /**
  * grpc-js definition of FineGuidanceSensors built from the protos. The server
  * side takes GetEvents responses as ready-made Buffers; the client side
- * (tests, our CLI) encodes requests from and decodes responses to plain objects.
+ * (tests, our CLI) encodes requests from plain objects and decodes responses
+ * with JSON_DECODE_OPTIONS (feed GetEvents responses to tetragonResponseToJson
+ * for tetra's JSON).
  */
 export function tetragonServiceDefinition(side: Side = 'client'): grpc.ServiceDefinition {
   const t = tetragonTypes();
@@ -162,7 +170,7 @@ export function tetragonServiceDefinition(side: Side = 'client'): grpc.ServiceDe
       responseSerialize: passthrough
         ? (buf) => buf as Buffer
         : (obj) => asBuffer(res.encode(obj as ProtoObject).finish()),
-      responseDeserialize: (buf: Buffer) => res.toObject(res.decode(buf), CLIENT_DECODE) as ProtoObject,
+      responseDeserialize: (buf: Buffer) => res.toObject(res.decode(buf), JSON_DECODE_OPTIONS) as ProtoObject,
       originalName: name,
     };
   }
@@ -265,15 +273,44 @@ function unimplemented(what: string): grpc.handleUnaryCall<ProtoObject, ProtoObj
 
 // ---------------------------------------------------------------- GetEvents streams
 
+/** The part of Node's Http2Stream the fast path uses. */
+type RawStream = Duplex & { headersSent: boolean };
+
+/**
+ * Why reach past grpc-js here: its server writable handles one message per
+ * socket-write completion (an objectMode Writable without writev, whose
+ * callback waits for the HTTP/2 write), which caps a stream near 10k
+ * messages/s and costs a syscall per event. Writing already-framed messages
+ * (5-byte gRPC header + shared bytes) to the HTTP/2 stream lets Node batch
+ * them and keeps HTTP/2 flow control as the back-pressure signal.
+ *
+ * It relies on grpc-js internals (ServerWritableStreamImpl.call.stream, the
+ * response headers sent by sendMetadata), so it is feature-checked per call
+ * and falls back to call.write(); a test asserts the fast path is taken with
+ * the installed grpc-js so an upgrade that changes this fails loudly.
+ */
+function rawHttp2Stream(call: grpc.ServerWritableStream<ProtoObject, Buffer>): RawStream | undefined {
+  const inner: unknown = (call as unknown as { call?: unknown }).call;
+  if (typeof inner !== 'object' || inner === null) return undefined;
+  const s: unknown = (inner as { stream?: unknown }).stream;
+  if (!(s instanceof Duplex)) return undefined;
+  const h = s as Duplex & { headersSent?: unknown; respond?: unknown };
+  if (typeof h.respond !== 'function' || h.headersSent !== true) return undefined;
+  return h as RawStream;
+}
+
 let streamIds = 0;
 
 /** Items taken from the queue per refill; bounds what a stream holds outside its queue. */
 const TAKE_BATCH = 256;
+/** grpc-js path: messages handed over but not yet flushed before a stream waits for 'drain'. */
+const MAX_UNFLUSHED = 256;
 /** Writes per event-loop turn before yielding to other work. */
 const WRITES_PER_TURN = 2048;
 
 class EventStream {
   readonly sub: Subscription;
+  readonly raw: RawStream | undefined;
   private pending: BusItem[] = [];
   private idx = 0;
   private scheduled = false;
@@ -286,8 +323,13 @@ class EventStream {
     filter: CompiledEventFilter,
     private readonly fields: CompiledFieldFilters | undefined,
     limit: number,
+    direct: boolean,
     private readonly onClose: (s: EventStream) => void,
   ) {
+    // Response headers go out at once: clients see the stream open before the
+    // first event, and the fast path needs them sent before writing frames.
+    call.sendMetadata(new grpc.Metadata());
+    this.raw = direct ? rawHttp2Stream(call) : undefined;
     this.sub = bus.subscribe({
       name: `tetragon-grpc#${++streamIds}`,
       limit,
@@ -303,15 +345,23 @@ class EventStream {
         }
       },
     });
-    call.on('drain', () => {
+    const drained = (): void => {
       this.waitingDrain = false;
       this.pump();
-    });
+    };
+    if (this.raw) {
+      this.raw.on('drain', drained);
+      this.raw.on('error', () => this.close(false));
+    } else {
+      call.on('drain', drained);
+    }
     const end = (): void => this.close(false);
     call.on('cancelled', end);
     call.on('close', end);
     call.on('finish', end);
     call.on('error', end);
+    // A client that left before the handler ran gets no further events.
+    if (call.cancelled) this.close(false);
   }
 
   get peer(): string {
@@ -331,16 +381,28 @@ class EventStream {
     });
   }
 
-  private bytesFor(ev: RuntimeEvent): Buffer {
-    if (!this.fields) return asBuffer(encodeEvent(ev));
+  /** The gRPC-framed response for this stream (shared bytes unless field filters apply). */
+  private frameFor(ev: RuntimeEvent): Buffer {
+    if (!this.fields) return framedEvent(ev);
     // Streams with the same field filters share one encoding per event too.
     const key = `tetragon:fields:${this.fields.key}`;
-    let bytes = ev.wire.get(key);
-    if (!bytes) {
-      bytes = encodeResponse(this.fields.apply(eventToProto(ev)));
-      ev.wire.set(key, bytes);
+    let framed = ev.wire.get(key);
+    if (!framed) {
+      framed = grpcFrame(encodeResponse(this.fields.apply(eventToProto(ev))));
+      ev.wire.set(key, framed);
     }
-    return asBuffer(bytes);
+    return asBuffer(framed);
+  }
+
+  private write(ev: RuntimeEvent): boolean {
+    const framed = this.frameFor(ev);
+    if (this.raw) {
+      if (this.raw.destroyed || !this.raw.writable) throw new Error('stream gone');
+      return this.raw.write(framed);
+    }
+    // grpc-js adds the header itself; write() returning false only means its
+    // 16-message buffer is full, so keep a larger (still bounded) allowance.
+    return this.call.write(framed.subarray(5)) || this.call.writableLength < MAX_UNFLUSHED;
   }
 
   private pump(): void {
@@ -355,7 +417,7 @@ class EventStream {
       if (item.kind === 'lost') continue;
       let ok: boolean;
       try {
-        ok = this.call.write(this.bytesFor(item));
+        ok = this.write(item);
       } catch {
         this.close(false);
         return;
@@ -419,10 +481,8 @@ export async function startTetragonServer(opts: TetragonServerOptions): Promise<
       call.emit('error', toServiceError(e));
       return;
     }
-    const s = new EventStream(call, opts.bus, filter, fields, limit, (x) => streams.delete(x));
-    streams.add(s);
-    // Headers go out at once so clients see the stream open before the first event.
-    call.sendMetadata(new grpc.Metadata());
+    const s = new EventStream(call, opts.bus, filter, fields, limit, opts.directWrites ?? true, (x) => streams.delete(x));
+    if (!s.closed) streams.add(s);
   };
 
   const impl: Record<string, grpc.UntypedHandleCall> = {
@@ -539,6 +599,7 @@ export async function startTetragonServer(opts: TetragonServerOptions): Promise<
         queued: s.sub.size,
         delivered: s.sub.delivered,
         dropped: s.sub.dropped,
+        direct: s.raw !== undefined,
       })),
     close: async () => {
       for (const s of [...streams]) s.close(true);

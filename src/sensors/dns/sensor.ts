@@ -13,7 +13,7 @@ import type { NativeBinding } from '../../kernel/types';
 import type { BusItem, DnsEvent } from '../../model/event';
 import { NetConfigError, NetKernel, validateDnsPorts, type NetKernelOptions } from '../net/kernel';
 import type { NetKernelRecord } from '../net/decode';
-import { resolveProcess } from '../net/process';
+import { ProcessResolver } from '../net/process';
 import type { Sensor } from '../sensor';
 import type { DnsPacketRecord } from './decode';
 import { DNS_TYPE, dnsTypeName, messageOf, parseDnsMessage } from './parse';
@@ -58,6 +58,7 @@ interface Pending {
 export class DnsSensor implements Sensor {
   readonly name = 'dns';
   private readonly kernel: NetKernel;
+  private readonly procs: ProcessResolver;
   private readonly ports: number[];
   private readonly maxPending: number;
   private readonly timeoutNs: bigint;
@@ -86,6 +87,7 @@ export class DnsSensor implements Sensor {
     this.ports = [...(opts.ports ?? [53])];
     this.maxPending = opts.pendingQueries ?? 4096;
     this.timeoutNs = BigInt(opts.queryTimeoutMs ?? 30_000) * 1_000_000n;
+    this.procs = new ProcessResolver(d.cache, d.clock);
     this.kernel = d.kernel ?? new NetKernel({ native: d.native, bus: d.bus, clock: d.clock, config: d.config, log: d.log, objectPath: d.objectPath }, opts);
   }
 
@@ -193,8 +195,8 @@ export class DnsSensor implements Sensor {
       }
     }
 
-    const { cache, clock, config, dnsNames } = this.d;
-    const p = resolveProcess(cache, clock, r.noProc ? 0 : r.tgid, r.procKtime);
+    const { clock, config, dnsNames } = this.d;
+    const p = this.procs.resolve(r.noProc ? 0 : r.tgid, r.procKtime);
     if (p.unknown) this.c.noProcess++;
     const query = m.questions[0]?.name ?? '';
     const ev: DnsEvent = {

@@ -9,7 +9,7 @@ import type { SensorStatus } from '../../agent/status';
 import type { BpfLink, BpfMap, BpfObject, RingConsumer } from '../../kernel/types';
 import type { BusItem, FileEvent, FileOp, ProcessInfo } from '../../model/event';
 import type { ProcessSensorDeps } from '../process/sensor';
-import { packageRoot } from '../process/sensor';
+import { repoRoot } from '../../kernel/native';
 import type { Sensor } from '../sensor';
 import { syscallName } from '../syscall/table';
 import {
@@ -171,7 +171,7 @@ export class FileSensor implements Sensor {
   async start(): Promise<void> {
     const { native, config, log } = this.d;
     const o = this.opts;
-    const objPath = this.d.objectPath ?? path.join(packageRoot(), 'bpf/.output/file.bpf.o');
+    const objPath = this.d.objectPath ?? path.join(repoRoot(), 'bpf/.output/file.bpf.o');
     const hooks: string[] = [];
     const missing: string[] = [];
     try {

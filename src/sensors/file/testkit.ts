@@ -11,14 +11,15 @@ import { BootClock } from '../../enrich/process/clock';
 import { loadNative } from '../../kernel/native';
 import type { NativeBinding } from '../../kernel/types';
 import type { BusItem, FileEvent, SyscallEvent } from '../../model/event';
-import { packageRoot, ProcessSensor } from '../process/sensor';
+import { ProcessSensor } from '../process/sensor';
+import { repoRoot } from '../../kernel/native';
 
 /** Why kernel tests cannot run here, or undefined when they can. */
 export function kernelSkipReason(objects: string[]): string | undefined {
   if (process.getuid && process.getuid() !== 0) return 'needs root to load BPF programs';
   if (!fs.existsSync('/sys/kernel/btf/vmlinux')) return 'kernel has no BTF (/sys/kernel/btf/vmlinux)';
   if (!fs.existsSync('/sys/fs/bpf')) return 'bpffs is not mounted at /sys/fs/bpf';
-  const root = packageRoot();
+  const root = repoRoot();
   if (!fs.existsSync(path.join(root, 'native/build/Release/tetrahub_native.node'))) return 'native addon not built (npm run build)';
   for (const o of ['process.bpf.o', ...objects]) {
     if (!fs.existsSync(path.join(root, 'bpf/.output', o))) return `bpf/.output/${o} not built (make -C bpf)`;

@@ -62,8 +62,8 @@ export interface NetRecord {
   bytesSent?: number;
   bytesReceived?: number;
   packets: number;
-  /** Raw daddr bytes (16) and family, for keying UDP flows. */
-  daddrRaw: Buffer;
+  /** UDP only: raw daddr bytes (16), for keying the kernel's UDP flow. */
+  daddrRaw?: Buffer;
   familyRaw: number;
 }
 
@@ -185,14 +185,19 @@ function decodeNet(type: NetRecordType, b: Buffer, dv: DataView, rec: number): N
     daddr: d.addr,
     dport: dv.getUint16(rec + th_net.dport, true),
     packets: dv.getUint32(rec + th_net.packets, true),
-    daddrRaw: Buffer.from(b.subarray(rec + th_net.daddr, rec + th_net.daddr + 16)),
     familyRaw,
   };
+  if (type === 'udp') r.daddrRaw = Buffer.from(b.subarray(rec + th_net.daddr, rec + th_net.daddr + 16));
   if (flags & TH_NET_F_BYTES) {
-    r.bytesSent = Number(dv.getBigUint64(rec + th_net.bytes_sent, true));
-    r.bytesReceived = Number(dv.getBigUint64(rec + th_net.bytes_received, true));
+    r.bytesSent = u64n(dv, rec + th_net.bytes_sent);
+    r.bytesReceived = u64n(dv, rec + th_net.bytes_received);
   }
   return r;
+}
+
+/** A u64 counter as a number without a BigInt on the way (exact below 2^53). */
+function u64n(dv: DataView, off: number): number {
+  return dv.getUint32(off, true) + dv.getUint32(off + 4, true) * 4294967296;
 }
 
 /**

@@ -16,7 +16,7 @@ import { cgroup2Mount } from '../../enrich/process/procfs';
 import type { BpfLink, BpfMap, BpfObject, NativeBinding, RingConsumer } from '../../kernel/types';
 import type { LossNotice } from '../../model/event';
 import type { DnsPacketRecord } from '../dns/decode';
-import { packageRoot } from '../process/sensor';
+import { repoRoot } from '../../kernel/native';
 import {
   decodeBatch,
   decodeStats,
@@ -54,7 +54,7 @@ export interface NetKernelOptions {
   socketMapEntries?: number;
   /** th_net_udp entries (UDP socket/peer/direction flows); default 16384. */
   udpFlowEntries?: number;
-  /** Ring buffer bytes: a power of two, at least 4096; default 4 MiB. */
+  /** Ring buffer bytes: a power of two, at least 4096; default 8 MiB. */
   ringBytes?: number;
 }
 
@@ -290,7 +290,7 @@ export class NetKernel {
 
   private load(): void {
     const { native, config, log } = this.d;
-    const objPath = this.d.objectPath ?? path.join(packageRoot(), 'bpf/.output/net.bpf.o');
+    const objPath = this.d.objectPath ?? path.join(repoRoot(), 'bpf/.output/net.bpf.o');
     if (!fs.existsSync(objPath)) throw new Error(`${objPath} missing (run make -C bpf)`);
     this.cgroupRoot = resolveCgroupRoot(this.opts.cgroupRoot);
     fs.mkdirSync(config.bpfDir, { recursive: true });

@@ -12,6 +12,33 @@ export interface ResolvedProcess {
   unknown: boolean;
 }
 
+/**
+ * resolveProcess with a memo of each pid's last resolved image: sockets of one
+ * process come in runs, and building an exec_id (base64) per record is the
+ * costly part. Only exact (tgid, image ktime) hits are reused; images are
+ * immutable, so a memo entry can be stale only in being kept alive longer.
+ */
+export class ProcessResolver {
+  private memo = new Map<number, { ktime: bigint; r: ResolvedProcess }>();
+
+  constructor(
+    private readonly cache: ProcessCache,
+    private readonly clock: BootClock,
+    private readonly capacity = 4096,
+  ) {}
+
+  resolve(tgid: number, procKtime: bigint): ResolvedProcess {
+    const m = procKtime > 0n ? this.memo.get(tgid) : undefined;
+    if (m && m.ktime === procKtime) return m.r;
+    const r = resolveProcess(this.cache, this.clock, tgid, procKtime);
+    if (!r.unknown && procKtime > 0n && r.process.ktime === procKtime) {
+      if (this.memo.size >= this.capacity) this.memo.clear();
+      this.memo.set(tgid, { ktime: procKtime, r });
+    }
+    return r;
+  }
+}
+
 export function resolveProcess(cache: ProcessCache, clock: BootClock, tgid: number, procKtime: bigint): ResolvedProcess {
   let info: ProcessInfo | undefined;
   if (tgid > 0) {

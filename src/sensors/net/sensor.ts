@@ -13,7 +13,7 @@ import type { BusItem, NetEvent, NetOp } from '../../model/event';
 import type { Sensor } from '../sensor';
 import { decodeUdpFlow, decodeUdpKey, encodeUdpKey, tcpStateName, type NetKernelRecord, type NetRecord } from './decode';
 import { NetConfigError, NetKernel, type NetKernelOptions } from './kernel';
-import { resolveProcess } from './process';
+import { ProcessResolver } from './process';
 
 export interface NetSensorDeps {
   native: NativeBinding;
@@ -103,6 +103,9 @@ export function toNetEvent(r: NetRecord, base: Pick<NetEvent, 'time' | 'nodeName
   return ev;
 }
 
+/** How long a new UDP flow's FIRST record may take to reach user space. */
+const FIRST_RECORD_GRACE_NS = 2_000_000_000n;
+
 interface FlowSeen {
   packets: number;
   bytes: number;
@@ -111,6 +114,7 @@ interface FlowSeen {
 export class NetSensor implements Sensor {
   readonly name = 'net';
   private readonly kernel: NetKernel;
+  private readonly procs: ProcessResolver;
   private readonly opts: Required<Pick<NetSensorOptions, 'udpReportMs' | 'udpIdleMs'>>;
   private state: SensorStatus = { name: 'net', state: 'off', hooks: [] };
   private udpTimer?: NodeJS.Timeout;
@@ -125,6 +129,7 @@ export class NetSensor implements Sensor {
   ) {
     validateNetSensorOptions(opts);
     this.opts = { udpReportMs: opts.udpReportMs ?? 10_000, udpIdleMs: opts.udpIdleMs ?? 60_000 };
+    this.procs = new ProcessResolver(d.cache, d.clock);
     this.kernel = d.kernel ?? new NetKernel({ native: d.native, bus: d.bus, clock: d.clock, config: d.config, log: d.log, objectPath: d.objectPath }, opts);
   }
 
@@ -197,16 +202,16 @@ export class NetSensor implements Sensor {
   }
 
   private onRecords(recs: readonly NetKernelRecord[]): void {
-    const { cache, clock, config, dnsNames } = this.d;
+    const { clock, config, dnsNames } = this.d;
     const out = this.events;
     out.length = 0;
     for (const r of recs) {
       if (r.type === 'dns') continue;
-      const p = resolveProcess(cache, clock, r.noProc ? 0 : r.tgid, r.procKtime);
+      const p = this.procs.resolve(r.noProc ? 0 : r.tgid, r.procKtime);
       if (p.unknown) this.c.noProcess++;
       if (r.type === 'udp' && r.first) {
         // The kernel reported this flow's first datagram: the sweeper counts from there.
-        const key = encodeUdpKey(r.cookie, r.familyRaw, r.daddrRaw, r.dport, r.ingress ? 1 : 0).toString('hex');
+        const key = encodeUdpKey(r.cookie, r.familyRaw, r.daddrRaw ?? Buffer.alloc(16), r.dport, r.ingress ? 1 : 0).toString('hex');
         this.flowSeen.set(key, { packets: 1, bytes: (r.ingress ? r.bytesReceived : r.bytesSent) ?? 0 });
       }
       out.push(toNetEvent(r, { time: clock.toWall(r.ktime), nodeName: config.nodeName, process: p.process, parent: p.parent }, dnsNames));
@@ -228,7 +233,7 @@ export class NetSensor implements Sensor {
    */
   private sweepUdp(): void {
     if (!this.kernel.loaded) return;
-    const { cache, clock, config, native } = this.d;
+    const { clock, config, native } = this.d;
     let map;
     let keys: Buffer[];
     try {
@@ -249,11 +254,16 @@ export class NetSensor implements Sensor {
       const vb = map.lookup(kb);
       const flow = vb && key ? decodeUdpFlow(vb, key.familyRaw) : null;
       if (!key || !flow) continue;
-      const seen = this.flowSeen.get(hex) ?? { packets: 0, bytes: 0 };
+      let seen = this.flowSeen.get(hex);
+      if (!seen) {
+        // Its FIRST record may still be in the ring: leave young flows to it.
+        if (nowBoot - flow.firstKtime < FIRST_RECORD_GRACE_NS) continue;
+        seen = { packets: 0, bytes: 0 }; // that record was lost: report everything
+      }
       const dp = flow.packets - seen.packets;
       const db = flow.bytes - seen.bytes;
       if (dp > 0) {
-        const p = resolveProcess(cache, clock, flow.tgid, flow.procKtime);
+        const p = this.procs.resolve(flow.tgid, flow.procKtime);
         const ev: NetEvent = {
           kind: 'net',
           seq: 0,

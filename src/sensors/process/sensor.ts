@@ -9,6 +9,7 @@ import type { AgentConfig } from '../../config/config';
 import type { ProcessCache } from '../../enrich/process/cache';
 import type { BootClock } from '../../enrich/process/clock';
 import { scanProc } from '../../enrich/process/procfs';
+import { repoRoot } from '../../kernel/native';
 import type { BpfLink, BpfMap, BpfObject, NativeBinding, RingConsumer } from '../../kernel/types';
 import type { BusItem, RuntimeEvent } from '../../model/event';
 import type { Sensor } from '../sensor';
@@ -28,16 +29,6 @@ export interface ProcessSensorDeps {
 
 const PROGRAMS = ['raw_tp/sched_process_exec', 'raw_tp/sched_process_fork', 'raw_tp/sched_process_exit'];
 
-export function packageRoot(): string {
-  let dir = __dirname;
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('cannot find the tetrahub package root');
-    dir = up;
-  }
-  return dir;
-}
-
 export class ProcessSensor implements Sensor {
   readonly name = 'process';
   private obj?: BpfObject;
@@ -56,7 +47,7 @@ export class ProcessSensor implements Sensor {
 
   async start(): Promise<void> {
     const { native, config, log } = this.d;
-    const objPath = this.d.objectPath ?? path.join(packageRoot(), 'bpf/.output/process.bpf.o');
+    const objPath = this.d.objectPath ?? path.join(repoRoot(), 'bpf/.output/process.bpf.o');
     try {
       const pinDir = config.bpfDir;
       fs.mkdirSync(pinDir, { recursive: true });

@@ -10,7 +10,7 @@ import type { BpfLink, BpfMap, BpfObject, RingConsumer } from '../../kernel/type
 import type { BusItem, ProcessInfo, SyscallEvent } from '../../model/event';
 import { ProcessResolver } from '../file/resolve';
 import type { ProcessSensorDeps } from '../process/sensor';
-import { packageRoot } from '../process/sensor';
+import { repoRoot } from '../../kernel/native';
 import type { Sensor } from '../sensor';
 import {
   decodeCount,
@@ -190,7 +190,7 @@ export class SyscallSensor implements Sensor {
   async start(): Promise<void> {
     const { native, config, log } = this.d;
     const o = this.opts;
-    const objPath = this.d.objectPath ?? path.join(packageRoot(), 'bpf/.output/syscall.bpf.o');
+    const objPath = this.d.objectPath ?? path.join(repoRoot(), 'bpf/.output/syscall.bpf.o');
     const hooks: string[] = [];
     try {
       fs.mkdirSync(config.bpfDir, { recursive: true });
