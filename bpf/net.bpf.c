@@ -31,6 +31,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "th_net.h"
+#include "th_ring.h"
 #include "th_procs_map.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -239,7 +240,7 @@ static __always_inline struct th_net *net_reserve(__u8 type)
 
 static __always_inline void net_submit(struct th_net *r, __u8 type)
 {
-	bpf_ringbuf_submit(r, 0);
+	bpf_ringbuf_submit(r, th_rb_flags(&th_net_events));
 	count_rec(type, 1);
 }
 
@@ -1060,7 +1061,7 @@ static __always_inline int on_skb(struct __sk_buff *skb, int egress)
 	r->hdr.version = TH_NET_LAYOUT_VERSION;
 	r->hdr.size = sizeof(*r) + len;
 	r->hdr.ktime = bpf_ktime_get_boot_ns();
-	count_rec(TH_NET_REC_DNS, bpf_ringbuf_output(&th_net_events, s, sizeof(*r) + len, 0) == 0);
+	count_rec(TH_NET_REC_DNS, bpf_ringbuf_output(&th_net_events, s, sizeof(*r) + len, th_rb_flags(&th_net_events)) == 0);
 	return 1;
 }
 

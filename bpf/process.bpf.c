@@ -18,6 +18,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 #include "tetrahub_events.h"
+#include "th_ring.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -387,7 +388,7 @@ int tetrahub_exec(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	if (total < sizeof(*ev))
 		return 0;
-	count_record(TH_REC_EXEC, bpf_ringbuf_output(&tetrahub_events, s->ev, total, 0) == 0);
+	count_record(TH_REC_EXEC, bpf_ringbuf_output(&tetrahub_events, s->ev, total, th_rb_flags(&tetrahub_events)) == 0);
 	return 0;
 }
 
@@ -437,7 +438,7 @@ int tetrahub_fork(struct bpf_raw_tracepoint_args *ctx)
 	ev->ppid = ptgid;
 	ev->flags = val.flags;
 	ev->parent_ktime = val.parent_ktime;
-	bpf_ringbuf_submit(ev, 0);
+	bpf_ringbuf_submit(ev, th_rb_flags(&tetrahub_events));
 	count_record(TH_REC_CLONE, 1);
 	return 0;
 }
@@ -499,7 +500,7 @@ int tetrahub_exit(struct bpf_raw_tracepoint_args *ctx)
 	ev->proc_ktime = proc_ktime;
 	ev->code = code;
 	ev->pad1 = 0;
-	bpf_ringbuf_submit(ev, 0);
+	bpf_ringbuf_submit(ev, th_rb_flags(&tetrahub_events));
 	count_record(TH_REC_EXIT, 1);
 	return 0;
 }

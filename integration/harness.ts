@@ -37,6 +37,7 @@ export async function startAgent(extraArgs: string[] = [], env: NodeJS.ProcessEn
   const hubble = `unix://${dir}/hubble.sock`;
   const tetragon = `unix://${dir}/tetragon.sock`;
   const adminSocket = `${dir}/admin.sock`;
+  const bpfDir = `/sys/fs/bpf/tetrahub-it-${process.pid}-${path.basename(dir)}`;
   const args = [
     path.join(ROOT, 'bin/tetrahub.js'), 'agent',
     '--hubble-address', hubble,
@@ -44,7 +45,7 @@ export async function startAgent(extraArgs: string[] = [], env: NodeJS.ProcessEn
     '--metrics-address', '',
     '--admin-socket', adminSocket,
     '--info-file', `${dir}/tetragon-info.json`,
-    '--bpf-dir', `/sys/fs/bpf/tetrahub-it-${process.pid}-${path.basename(dir)}`,
+    '--bpf-dir', bpfDir,
     ...extraArgs,
   ];
   const proc = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -81,6 +82,7 @@ export async function startAgent(extraArgs: string[] = [], env: NodeJS.ProcessEn
       const code = await exited;
       clearTimeout(t);
       fs.rmSync(dir, { recursive: true, force: true });
+      fs.rmSync(bpfDir, { recursive: true, force: true });
       return code;
     },
   };

@@ -179,25 +179,8 @@ describe('process telemetry through both APIs', { skip }, () => {
 
   test('an exec storm: events received plus events counted lost equals processes started', async () => {
     const N = 1500;
-    const storm = getEvents(agent.tetragon, { allow_list: [{ binary_regex: ['/true$'], event_set: [1] }] });
-    await new Promise((r) => setTimeout(r, 300));
-    const before = (await agent.status()).counters;
-    const r = spawnSync('/bin/bash', ['-c', `for i in $(seq ${N}); do /bin/true; done`]);
-    assert.equal(r.status, 0);
-    let last = -1;
-    // Wait until the count stops moving.
-    await waitFor(async () => {
-      await new Promise((res) => setTimeout(res, 500));
-      const n = storm.events.length;
-      const stable = n === last;
-      last = n;
-      return stable ? true : undefined;
-    }, 30_000, 'storm to settle');
-    const afterC = (await agent.status()).counters;
-    storm.close();
-    const received = storm.events.length;
-    const lost = (afterC.kernel_ring_drops_exec ?? 0) - (before.kernel_ring_drops_exec ?? 0) + (afterC.subscriber_drops - before.subscriber_drops);
-    assert.equal(received + lost, N, `received ${received} + lost ${lost} = ${N}`);
+    const r = await gatedStorm(agent, N);
+    assert.equal(r.received + r.kernelLost + r.queueLost, N, `received ${r.received} + lost ${r.kernelLost + r.queueLost} = ${N}`);
   });
 
   test('status reports sensors, features and counters', async () => {
@@ -212,40 +195,52 @@ describe('process telemetry through both APIs', { skip }, () => {
   });
 });
 
+/**
+ * Runs N execs of /bin/true from one bash that waits for a go signal, while a
+ * GetEvents stream filtered on that bash's process tree (pid_set) counts them.
+ */
+async function gatedStorm(agent: RunningAgent, n: number, freeze = false): Promise<{ received: number; kernelLost: number; queueLost: number }> {
+  const bash = spawn('/bin/bash', ['-c', `read go; for i in $(seq ${n}); do /bin/true; done`], { stdio: ['pipe', 'ignore', 'ignore'] });
+  const done = new Promise<number | null>((res) => bash.once('exit', (c) => res(c)));
+  const storm = getEvents(agent.tetragon, { allow_list: [{ pid_set: [bash.pid], binary_regex: ['/true$'], event_set: [1] }] });
+  await new Promise((r) => setTimeout(r, 300));
+  const before = (await agent.status()).counters;
+  if (freeze) agent.proc.kill('SIGSTOP');
+  try {
+    bash.stdin!.end('go\n');
+    assert.equal(await done, 0);
+  } finally {
+    if (freeze) agent.proc.kill('SIGCONT');
+  }
+  let last = -1;
+  await waitFor(async () => {
+    await new Promise((res) => setTimeout(res, 1000));
+    const stable = storm.events.length === last;
+    last = storm.events.length;
+    return stable ? true : undefined;
+  }, 60_000, 'storm to settle');
+  const after = (await agent.status()).counters;
+  storm.close();
+  assert.equal(storm.error, undefined);
+  return {
+    received: storm.events.length,
+    kernelLost: after.kernel_ring_drops_exec - before.kernel_ring_drops_exec,
+    queueLost: after.subscriber_drops - before.subscriber_drops,
+  };
+}
+
 describe('loss is counted and reported when the kernel ring overflows', { skip }, () => {
   test('tiny ring, frozen consumer: received + counted lost = started, and Hubble sends lost_events', async () => {
     const agent = await startAgent(['--ring-buffer-bytes', '4096'], { NODE_NAME: NODE });
     try {
       const N = 2000;
-      const storm = getEvents(agent.tetragon, { allow_list: [{ binary_regex: ['/true$'], event_set: [1] }] });
-      await new Promise((r) => setTimeout(r, 300));
-      const before = (await agent.status()).counters;
       // Freeze the agent so nothing drains the ring: the kernel side must count every record it cannot write.
-      agent.proc.kill('SIGSTOP');
-      let r;
-      try {
-        r = spawnSync('/bin/bash', ['-c', `for i in $(seq ${N}); do /bin/true; done`]);
-      } finally {
-        agent.proc.kill('SIGCONT');
-      }
-      assert.equal(r.status, 0);
-      let last = -1;
-      await waitFor(async () => {
-        await new Promise((res) => setTimeout(res, 1500));
-        const n = storm.events.length;
-        const stable = n === last;
-        last = n;
-        return stable ? true : undefined;
-      }, 30_000, 'storm to settle');
-      const afterC = (await agent.status()).counters;
-      storm.close();
-      const kernelLost = afterC.kernel_ring_drops_exec - before.kernel_ring_drops_exec;
-      const queueLost = afterC.subscriber_drops - before.subscriber_drops;
-      assert.ok(kernelLost > 0, `a 4 KiB ring must overflow under ${N} execs`);
-      // Every start is accounted for. The kernel count covers all execs on the host (the bash and seq
-      // of the loop, other work on the machine), so it may exceed ours by a few, never fall short.
-      const total = storm.events.length + kernelLost + queueLost;
-      assert.ok(total >= N && total <= N + 50, `received ${storm.events.length} + lost ${kernelLost + queueLost} should account for ${N}`);
+      const r = await gatedStorm(agent, N, true);
+      assert.ok(r.kernelLost > 0, `a 4 KiB ring must overflow under ${N} execs`);
+      // Every start is accounted for. The kernel count covers all execs on the host (other work on
+      // the machine too), so it may exceed ours by a few, never fall short.
+      const total = r.received + r.kernelLost + r.queueLost;
+      assert.ok(total >= N && total <= N + 50, `received ${r.received} + lost ${r.kernelLost + r.queueLost} should account for ${N}`);
       const flows = await getFlows(agent.hubble, { number: 4095 });
       const lost = flows.filter((x) => x.lost_events);
       assert.ok(lost.length > 0, 'lost_events in the Hubble history');

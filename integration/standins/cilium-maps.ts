@@ -20,13 +20,22 @@ import { parseCidr, parseIp, type IpAddr } from '../../src/enrich/cilium/layout'
 /** '1.17': cilium_ipcache (12-byte value); '1.18': cilium_ipcache_v2 (24-byte value); 'upgrade': both pinned. */
 export type FixtureGeneration = '1.17' | '1.18' | 'upgrade';
 
-type Variant = 'ipcache_v1' | 'ipcache_v2' | 'lxc' | 'ipcache_bad';
+type Variant = 'ipcache_v1' | 'ipcache_v2' | 'lxc' | 'ipcache_bad' | 'lxc_shifted';
 const VARIANT_MAP: Record<Variant, string> = {
   ipcache_v1: 'cilium_ipcache',
   ipcache_v2: 'cilium_ipcache_v2',
   lxc: 'cilium_lxc',
   ipcache_bad: 'cilium_ipcache',
+  lxc_shifted: 'cilium_lxc',
 };
+
+/**
+ * Layouts no Cilium release has, for negative tests:
+ * 'value-size': cilium_ipcache with a 16-byte value (+ a normal cilium_lxc);
+ * 'btf-offsets': cilium_ipcache_v2 as 1.18 + a cilium_lxc of the right sizes
+ * whose BTF puts sec_id at 44 and lxc_id at 4 (only a BTF check sees it).
+ */
+export type UnknownLayout = 'value-size' | 'btf-offsets';
 
 export interface IpcacheEntryOptions {
   identity: number;
@@ -152,12 +161,12 @@ export class CiliumMapsFixture {
     return f;
   }
 
-  /** A cilium_ipcache whose value size (16 B) no Cilium release uses, beside a normal cilium_lxc. */
-  static createUnknownLayout(native?: NativeBinding): CiliumMapsFixture {
+  /** Maps named like Cilium's with a layout no Cilium release uses (see UnknownLayout). */
+  static createUnknownLayout(kind: UnknownLayout = 'value-size', native?: NativeBinding): CiliumMapsFixture {
     const f = new CiliumMapsFixture('unknown-layout', native ?? loadNative());
     try {
-      f.createMap('ipcache_bad');
-      f.createMap('lxc');
+      f.createMap(kind === 'value-size' ? 'ipcache_bad' : 'ipcache_v2');
+      f.createMap(kind === 'value-size' ? 'lxc' : 'lxc_shifted');
     } catch (e) {
       f.close();
       throw e;

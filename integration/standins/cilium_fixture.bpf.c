@@ -59,8 +59,32 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } cilium_ipcache SEC(".maps");
 
+#elif defined(FIXTURE_LXC_SHIFTED)
+// Negative tests: cilium_lxc with Cilium's sizes (20/48) but sec_id and
+// lxc_id moved, which only the BTF check can tell apart.
+struct endpoint_info_shifted {
+	__u32 ifindex;
+	__u16 lxc_id;
+	__u16 unused;
+	__u32 flags;
+	__u64 mac;
+	__u64 node_mac;
+	__u32 parent_ifindex;
+	__u32 pad[2];
+	__u32 sec_id;
+} __attribute__((aligned(8)));
+_Static_assert(sizeof(struct endpoint_info_shifted) == 48, "same size as endpoint_info");
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct endpoint_key);
+	__type(value, struct endpoint_info_shifted);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cilium_lxc SEC(".maps");
+
 #else
-#error "define one of FIXTURE_IPCACHE_V1, FIXTURE_IPCACHE_V2, FIXTURE_LXC, FIXTURE_IPCACHE_BAD"
+#error "define one of FIXTURE_IPCACHE_V1, FIXTURE_IPCACHE_V2, FIXTURE_LXC, FIXTURE_IPCACHE_BAD, FIXTURE_LXC_SHIFTED"
 #endif
 
 char LICENSE[] SEC("license") = "GPL";

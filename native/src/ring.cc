@@ -64,6 +64,7 @@ struct RingSlot {
 struct RingCore {
   size_t batchBytes = 0;
   int flushMs = 0;
+  int pollMs = 10;
   std::vector<int> fds;  // our own dups of the ring maps
   std::vector<std::unique_ptr<RingSlot>> slots;
   struct ring_buffer* rb = nullptr;
@@ -180,10 +181,13 @@ struct RingCore {
 
   bool Pending() const { return cur >= 0 && bufs[cur].records > 0; }
 
+  // Producers may submit without waking us (wake-ups cost tens of µs each in
+  // the producing task), so the rings are also drained every pollMs.
   int MsUntilFlush() const {
-    if (!Pending()) return -1;
+    if (!Pending()) return pollMs;
     auto age = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - firstAt).count();
-    return age >= flushMs ? 0 : static_cast<int>(flushMs - age);
+    int left = age >= flushMs ? 0 : static_cast<int>(flushMs - age);
+    return left < pollMs ? left : pollMs;
   }
 
   void Run() {
@@ -192,8 +196,11 @@ struct RingCore {
       int n = epoll_wait(epfd, events, 4, MsUntilFlush());
       if (n < 0 && errno != EINTR) break;
       if (stopping || aborting) break;
-      if (n > 0) ring_buffer__consume(rb);
-      if (Pending() && MsUntilFlush() == 0) HandOver();
+      ring_buffer__consume(rb);
+      if (Pending()) {
+        auto age = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - firstAt).count();
+        if (age >= flushMs) HandOver();
+      }
     }
     if (!aborting) {
       ring_buffer__consume(rb);  // what is already in the rings is flushed too
@@ -407,6 +414,10 @@ Napi::Value CreateRingConsumer(const Napi::CallbackInfo& info) {
   auto core = std::make_shared<RingCore>();
   core->batchBytes = static_cast<size_t>(batchBytes) & ~static_cast<size_t>(7);
   core->flushMs = static_cast<int>(flushMs);
+  double pollMs = 10;
+  if (GetOpt(opts, "pollMs", &v)) pollMs = v.ToNumber().DoubleValue();
+  if (!(pollMs >= 1 && pollMs <= 60000)) throw Napi::RangeError::New(env, "pollMs must be in [1, 60000]");
+  core->pollMs = static_cast<int>(pollMs);
   try {
     for (int i = 0; i < 2; i++) core->bufs[i].mem.reset(new uint8_t[core->batchBytes]);
   } catch (const std::bad_alloc&) {

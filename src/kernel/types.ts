@@ -82,6 +82,11 @@ export interface RingConsumerOptions {
   /** Longest a partial batch waits before it is handed over, in ms. Default 20. */
   flushMs?: number;
   /**
+   * The rings are drained at least this often, in ms (default 10): producers
+   * submit without a wake-up until enough data waits (see bpf/include/th_ring.h).
+   */
+  pollMs?: number;
+  /**
    * Called on the JS thread with one batch: records back to back, each as
    * [u32 length][u32 ring index][length bytes of the record][pad to 8].
    * The buffer is only valid during the call (it is reused): copy what you keep.

@@ -219,9 +219,11 @@ export function flowResponseBytes(ev: RuntimeEvent, mask: CompiledFieldMask | un
   // Skip the Struct encoding when the mask strips extensions (1.19 default masks).
   else flow = mask.apply(mask.has('extensions') ? fullFlowOf(ev, nodeName) : flowOf(ev, nodeName));
   const base = flowOf(ev, nodeName);
-  const bytes = protos()
-    .GetFlowsResponse.encode({ flow, node_name: base.node_name, time: base.time })
-    .finish();
+  // An exact-size copy: protobufjs hands out slices of pooled buffers, and a cached
+  // slice would keep its whole pool slab alive for as long as the event lives.
+  const bytes = Uint8Array.prototype.slice.call(
+    protos().GetFlowsResponse.encode({ flow, node_name: base.node_name, time: base.time }).finish(),
+  );
   ev.wire.set(key, bytes);
   return bytes;
 }

@@ -169,7 +169,7 @@ export const FRAMED_WIRE_KEY = 'tetragon:grpc';
 
 /** Prefixes a message with gRPC's length header (uncompressed). */
 export function grpcFrame(payload: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(payload.byteLength + 5);
+  const out = Buffer.allocUnsafeSlow(payload.byteLength + 5);
   out[0] = 0;
   out.writeUInt32BE(payload.byteLength, 1);
   out.set(payload, 5);
@@ -196,7 +196,8 @@ export function framedEvent(ev: RuntimeEvent): Buffer {
       rewind(w);
       throw e;
     }
-    framed = Buffer.allocUnsafe(w.pos + 5);
+    // Not from the shared pool: a cached encoding must not pin an 8 KiB pool slab.
+    framed = Buffer.allocUnsafeSlow(w.pos + 5);
     framed[0] = 0;
     framed.writeUInt32BE(w.pos, 1);
     w.finishInto(framed, 5);

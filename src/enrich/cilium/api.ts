@@ -141,7 +141,8 @@ export function parseIdentity(v: Json): CiliumIdentity | undefined {
   const o = obj(v);
   const labels = strings(o?.labels ?? []);
   if (!o || typeof o.id !== 'number' || !Number.isInteger(o.id) || o.id < 0 || !labels) return undefined;
-  return { id: o.id, labels, namespace: namespaceOf(labels) };
+  // Frozen: labelsOf hands out the cached array itself (no copy per event).
+  return { id: o.id, labels: Object.freeze([...labels]) as string[], namespace: namespaceOf(labels) };
 }
 
 function canonicalIp(s: string): string | undefined {
@@ -259,6 +260,7 @@ export class CiliumApiClient {
    * Labels of an identity as known now. Reserved identities resolve locally
    * (`reserved:<name>`); others come from the cache, and a miss or an
    * expired entry starts a background fetch. undefined = not known (yet).
+   * The array is shared with the cache and frozen: copy it to modify.
    */
   labelsOf(identity: number): string[] | undefined {
     return this.identityOf(identity)?.labels;
@@ -455,7 +457,8 @@ export class CiliumApiClient {
       // Local endpoints carry their identity's labels: warm the cache with them.
       for (const ep of list) {
         if (ep.identity > 0 && !isReservedIdentity(ep.identity) && ep.labels.length > 0) {
-          this.put(ep.identity, { identity: { id: ep.identity, labels: ep.labels, namespace: namespaceOf(ep.labels) }, expires: this.now() + this.ttlMs });
+          const labels = Object.freeze([...ep.labels]) as string[];
+          this.put(ep.identity, { identity: { id: ep.identity, labels, namespace: namespaceOf(labels) }, expires: this.now() + this.ttlMs });
         }
       }
       return true;

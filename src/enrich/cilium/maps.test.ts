@@ -146,7 +146,7 @@ test('no Cilium: every address is world by rule, nothing throws', () => {
 
 test('an unknown layout is refused with the map, the sizes found and expected', (t) => {
   if (!fixtureOr(t)) return;
-  const fx = CiliumMapsFixture.createUnknownLayout();
+  const fx = CiliumMapsFixture.createUnknownLayout('value-size');
   const logs: string[] = [];
   const maps = new CiliumMaps({ dir: fx.dir, recheckMs: 0, watch: false, log: (m) => logs.push(m) });
   t.after(() => {
@@ -179,44 +179,44 @@ for (const [how, opts] of [
   ['periodic map-id re-check', { recheckMs: 100, watch: false }],
   ['fs events on the bpffs dir', { recheckMs: 0, watch: true }],
 ] as const) {
-test(`maps replaced while running are picked up (new map id) — ${how}`, async (t) => {
-  if (!fixtureOr(t)) return;
-  const { fx, maps } = setup(t, '1.18', opts);
-  fx.addIpcache('10.0.1.0/24', { identity: 1000 });
-  fx.addEndpoint('10.0.1.5', { id: 1, identity: 1000, ifindex: 5 });
-  maps.start();
-  const before = maps.mapId('cilium_ipcache_v2');
-  assert.equal(before, fx.mapId('cilium_ipcache_v2'));
-  assert.equal(maps.lookupIdentity('10.0.1.5')?.identity, 1000);
+  test(`maps replaced while running are picked up (new map id) — ${how}`, async (t) => {
+    if (!fixtureOr(t)) return;
+    const { fx, maps } = setup(t, '1.18', opts);
+    fx.addIpcache('10.0.1.0/24', { identity: 1000 });
+    fx.addEndpoint('10.0.1.5', { id: 1, identity: 1000, ifindex: 5 });
+    maps.start();
+    const before = maps.mapId('cilium_ipcache_v2');
+    assert.equal(before, fx.mapId('cilium_ipcache_v2'));
+    assert.equal(maps.lookupIdentity('10.0.1.5')?.identity, 1000);
 
-  const seen: CiliumMapsChange[] = [];
-  const replaced = new Promise<void>((resolve) => {
-    maps.on('change', (c) => {
-      seen.push(c);
-      if (seen.filter((x) => x.kind === 'replaced').length === 2) resolve();
+    const seen: CiliumMapsChange[] = [];
+    const replaced = new Promise<void>((resolve) => {
+      maps.on('change', (c) => {
+        seen.push(c);
+        if (seen.filter((x) => x.kind === 'replaced').length === 2) resolve();
+      });
     });
+    // Cilium restarts: maps deleted and re-created empty, then refilled with new identities.
+    fx.replaceAll({ keepEntries: false });
+    fx.addIpcache('10.0.1.0/24', { identity: 2000 });
+    fx.addEndpoint('10.0.1.5', { id: 2, identity: 2000, ifindex: 6 });
+    await within(replaced, 5000, () => `no re-open within 5 s: ${JSON.stringify(seen)}`);
+
+    const after = maps.mapId('cilium_ipcache_v2');
+    assert.notEqual(after, before);
+    assert.equal(after, fx.mapId('cilium_ipcache_v2'));
+    const v2 = seen.find((c) => c.map === 'cilium_ipcache_v2' && c.kind === 'replaced');
+    assert.deepEqual(v2, { map: 'cilium_ipcache_v2', kind: 'replaced', oldId: before, newId: after });
+    assert.equal(maps.lookupIdentity('10.0.1.5')?.identity, 2000);
+    assert.equal(maps.lookupEndpoint('10.0.1.5')?.id, 2);
+    assert.ok(maps.stats().reopens >= 2);
+
+    // Cilium gone: removal noticed, lookups fall back to the rule.
+    const removed = new Promise<void>((resolve) => maps.on('change', (c) => c.kind === 'removed' && c.map === 'cilium_ipcache_v2' && resolve()));
+    fx.dropMap('cilium_ipcache_v2');
+    await within(removed, 5000, () => 'removal not noticed within 5 s');
+    assert.deepEqual(maps.lookupIdentity('10.0.1.5'), { identity: 2, source: 'world-rule' });
   });
-  // Cilium restarts: maps deleted and re-created empty, then refilled with new identities.
-  fx.replaceAll({ keepEntries: false });
-  fx.addIpcache('10.0.1.0/24', { identity: 2000 });
-  fx.addEndpoint('10.0.1.5', { id: 2, identity: 2000, ifindex: 6 });
-  await within(replaced, 5000, () => `no re-open within 5 s: ${JSON.stringify(seen)}`);
-
-  const after = maps.mapId('cilium_ipcache_v2');
-  assert.notEqual(after, before);
-  assert.equal(after, fx.mapId('cilium_ipcache_v2'));
-  const v2 = seen.find((c) => c.map === 'cilium_ipcache_v2' && c.kind === 'replaced');
-  assert.deepEqual(v2, { map: 'cilium_ipcache_v2', kind: 'replaced', oldId: before, newId: after });
-  assert.equal(maps.lookupIdentity('10.0.1.5')?.identity, 2000);
-  assert.equal(maps.lookupEndpoint('10.0.1.5')?.id, 2);
-  assert.ok(maps.stats().reopens >= 2);
-
-  // Cilium gone: removal noticed, lookups fall back to the rule.
-  const removed = new Promise<void>((resolve) => maps.on('change', (c) => c.kind === 'removed' && c.map === 'cilium_ipcache_v2' && resolve()));
-  fx.dropMap('cilium_ipcache_v2');
-  await within(removed, 5000, () => 'removal not noticed within 5 s');
-  assert.deepEqual(maps.lookupIdentity('10.0.1.5'), { identity: 2, source: 'world-rule' });
-});
 }
 
 test('BTF of the pinned maps is checked when bpftool is present', (t) => {
@@ -230,4 +230,23 @@ test('BTF of the pinned maps is checked when bpftool is present', (t) => {
     assert.ok(m.state === 'open' && m.btf === 'verified');
     assert.equal(m.flags & 1, 1, 'BPF_F_NO_PREALLOC as Cilium');
   }
+});
+
+test('same sizes, different struct: refused by the BTF check', (t) => {
+  if (!fixtureOr(t)) return;
+  const fx = CiliumMapsFixture.createUnknownLayout('btf-offsets');
+  const maps = new CiliumMaps({ dir: fx.dir, recheckMs: 0, watch: false, btf: 'auto' });
+  t.after(() => {
+    maps.close();
+    fx.close();
+  });
+  fx.addEndpoint('10.0.1.5', { id: 7, identity: 300, ifindex: 3 });
+  const lxc = maps.start().maps.cilium_lxc;
+  if (lxc.state === 'open' && lxc.btf === 'unverified') return t.skip('bpftool not installed: BTF not checked');
+  assert.equal(lxc.state, 'refused');
+  assert.ok(lxc.state === 'refused');
+  assert.match(lxc.reason, /BTF of cilium_lxc does not match: value member lxc_id at byte 4, expected 6/);
+  assert.equal(maps.lookupEndpoint('10.0.1.5'), undefined);
+  // The well-formed ipcache beside it is used.
+  assert.equal(maps.status().maps.cilium_ipcache_v2.state, 'open');
 });

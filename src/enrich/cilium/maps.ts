@@ -235,7 +235,7 @@ export class CiliumMaps extends EventEmitter {
   private btfMode: 'auto' | 'require' | 'off';
   private readonly bpftool: string;
   private readonly log: (msg: string) => void;
-  private readonly open = new Map<CiliumMapName, OpenMap>();
+  private readonly opened = new Map<CiliumMapName, OpenMap>();
   private readonly states = new Map<CiliumMapName, MapState>();
   private timer?: NodeJS.Timeout;
   private watcher?: fs.FSWatcher;
@@ -284,8 +284,8 @@ export class CiliumMaps extends EventEmitter {
     if (this.debounce) clearTimeout(this.debounce);
     this.watcher?.close();
     this.timer = this.debounce = this.watcher = undefined;
-    for (const m of this.open.values()) m.map.close();
-    this.open.clear();
+    for (const m of this.opened.values()) m.map.close();
+    this.opened.clear();
   }
 
   pinPath(name: CiliumMapName): string {
@@ -305,7 +305,7 @@ export class CiliumMaps extends EventEmitter {
 
   /** Map id in use for a map, if open (tests, status pages). */
   mapId(name: CiliumMapName): number | undefined {
-    return this.open.get(name)?.id;
+    return this.opened.get(name)?.id;
   }
 
   /**
@@ -342,7 +342,7 @@ export class CiliumMaps extends EventEmitter {
   /** The local endpoint owning an address (cilium_lxc), if any. */
   lookupEndpoint(ip: string): LocalEndpoint | undefined {
     const addr = parseIp(ip);
-    const m = this.open.get(LXC);
+    const m = this.opened.get(LXC);
     if (!addr || !m) return undefined;
     let raw: Buffer | null;
     try {
@@ -381,7 +381,7 @@ export class CiliumMaps extends EventEmitter {
   }
 
   private ipcache(): OpenMap | undefined {
-    return this.open.get(IPCACHE_V2) ?? this.open.get(IPCACHE_V1);
+    return this.opened.get(IPCACHE_V2) ?? this.opened.get(IPCACHE_V1);
   }
 
   private lookupFailed(m: OpenMap, e: unknown): void {
@@ -404,7 +404,7 @@ export class CiliumMaps extends EventEmitter {
 
   private recheckOne(native: NativeBinding, name: CiliumMapName): boolean {
     const file = this.pinPath(name);
-    const cur = this.open.get(name);
+    const cur = this.opened.get(name);
     const prev = this.states.get(name) as MapState;
     let probe: BpfMap;
     try {
@@ -462,7 +462,7 @@ export class CiliumMaps extends EventEmitter {
       this.emitChange({ map: name, kind: 'refused', oldId, newId: info.id, reason: msg });
       return true;
     }
-    this.open.set(name, { name, map: probe, id: info.id });
+    this.opened.set(name, { name, map: probe, id: info.id });
     this.states.set(name, { state: 'open', path: file, id: info.id, flags: info.flags, btf });
     if (oldId !== undefined) this.counters.reopens++;
     this.log(`cilium: ${oldId !== undefined ? 're-opened' : 'opened'} ${file} (map id ${info.id}${oldId !== undefined ? `, was ${oldId}` : ''}, BTF ${btf})`);
@@ -471,10 +471,10 @@ export class CiliumMaps extends EventEmitter {
   }
 
   private dropOpen(name: CiliumMapName): void {
-    const cur = this.open.get(name);
+    const cur = this.opened.get(name);
     if (!cur) return;
     cur.map.close();
-    this.open.delete(name);
+    this.opened.delete(name);
   }
 
   private emitChange(change: CiliumMapsChange): void {

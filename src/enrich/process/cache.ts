@@ -39,6 +39,13 @@ export class ProcessCache {
   private byPid = new Map<number, string>();
   /** Exited/replaced images in the order they went (so gc and eviction stop early). */
   private gone = new Map<string, number>();
+  /**
+   * Insertion order of images for evicting live ones: a queue with a moving
+   * head, because walking a Map from its start after many deletions is slow.
+   * Stale ids (already gone) are skipped when they reach the head.
+   */
+  private order: string[] = [];
+  private orderHead = 0;
   readonly capacity: number;
   private readonly graceMs: number;
   evictions = 0;
@@ -225,6 +232,7 @@ export class ProcessCache {
     if (old) this.gone.delete(info.execId);
     this.byId.set(info.execId, { info, goneAt: 0 });
     this.byPid.set(info.pid, info.execId);
+    this.order.push(info.execId);
     if (this.byId.size > this.capacity) this.evict(this.byId.size - this.capacity);
   }
 
@@ -242,6 +250,7 @@ export class ProcessCache {
       this.byId.delete(id);
       n++;
     }
+    this.compactOrder();
     return n;
   }
 
@@ -254,12 +263,27 @@ export class ProcessCache {
       this.evictions++;
       n--;
     }
-    for (const [id, e] of this.byId) {
-      if (n === 0) return;
+    while (n > 0 && this.orderHead < this.order.length) {
+      const id = this.order[this.orderHead++];
+      const e = this.byId.get(id);
+      if (!e) continue;
       this.byId.delete(id);
       if (this.byPid.get(e.info.pid) === id) this.byPid.delete(e.info.pid);
       this.evictions++;
       n--;
+    }
+    this.compactOrder();
+  }
+
+  /** Drops the consumed head of the order queue, and ids no longer cached, once it has grown. */
+  private compactOrder(): void {
+    if (this.orderHead > 4096 && this.orderHead * 2 > this.order.length) {
+      this.order = this.order.slice(this.orderHead);
+      this.orderHead = 0;
+    }
+    if (this.order.length > this.capacity * 4) {
+      this.order = this.order.filter((id) => this.byId.has(id));
+      this.orderHead = 0;
     }
   }
 }
