@@ -20,7 +20,7 @@ import { startHubbleServer } from '../api/hubble/server';
 import { startTetragonServer, writeInfoFile } from '../api/tetragon/server';
 import { startAdminServers, type AdminServers } from './admin';
 import { Logger } from './log';
-import type { StatusProvider, StatusSnapshot } from './status';
+import { summarizeHooks, type StatusProvider, type StatusSnapshot } from './status';
 import { VERSION } from './version';
 
 export class AgentStartError extends Error {}
@@ -132,7 +132,7 @@ export class Agent implements StatusProvider {
         this.log.error(`sensor ${s.name} failed to start: ${(e as Error).message}`);
       }
       const st = s.status();
-      this.log.info(`sensor ${st.name}: ${st.state}${st.hooks.length ? ` [${st.hooks.join(', ')}]` : ''}${st.note ? ` — ${st.note}` : ''}`);
+      this.log.info(`sensor ${st.name}: ${st.state}${st.hooks.length ? ` [${summarizeHooks(st.hooks)}]` : ''}${st.note ? ` — ${st.note}` : ''}`);
     }
     if (!this.sensors.some((s) => s.status().state === 'running' || s.status().state === 'fallback')) {
       throw new AgentStartError('no sensor could start; see the errors above');

@@ -32,3 +32,18 @@ export interface StatusSnapshot {
 export interface StatusProvider {
   snapshot(): StatusSnapshot;
 }
+
+/** Hooks grouped by their common prefix: "tracepoint/syscalls/{sys_enter_openat, sys_exit_openat}". */
+export function summarizeHooks(hooks: readonly string[]): string {
+  if (hooks.length <= 4) return hooks.join(', ');
+  const groups = new Map<string, string[]>();
+  for (const h of hooks) {
+    const i = h.lastIndexOf('/');
+    const [prefix, name] = i > 0 && !h.includes(' ') ? [h.slice(0, i + 1), h.slice(i + 1)] : ['', h];
+    const g = groups.get(prefix) ?? [];
+    g.push(name);
+    groups.set(prefix, g);
+  }
+  const parts = [...groups].map(([prefix, names]) => (prefix && names.length > 1 ? `${prefix}{${names.join(', ')}}` : names.map((n) => prefix + n).join(', ')));
+  return `${hooks.length} hooks: ${parts.join(', ')}`;
+}

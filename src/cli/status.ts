@@ -1,6 +1,6 @@
 // `tetrahub status`: asks a running agent (admin socket) what it runs and counts.
 import * as http from 'node:http';
-import type { StatusSnapshot } from '../agent/status';
+import { summarizeHooks, type StatusSnapshot } from '../agent/status';
 
 export function fetchStatus(socketPath: string): Promise<StatusSnapshot> {
   return new Promise((resolve, reject) => {
@@ -26,7 +26,7 @@ export function formatStatus(s: StatusSnapshot): string {
   out.push(`tetrahub ${s.version} on node ${s.nodeName}, up ${(s.uptimeNs / 1e9).toFixed(0)} s`);
   out.push('', 'Sensors:');
   for (const sen of s.sensors) {
-    out.push(`  ${sen.name.padEnd(12)} ${sen.state.padEnd(9)} ${sen.hooks.join(', ')}${sen.note ? `\n  ${''.padEnd(12)} note: ${sen.note}` : ''}`);
+    out.push(`  ${sen.name.padEnd(12)} ${sen.state.padEnd(9)} ${summarizeHooks(sen.hooks)}${sen.note ? `\n  ${''.padEnd(12)} note: ${sen.note}` : ''}`);
   }
   out.push('', 'Kernel features:');
   out.push('  ' + Object.entries(s.features).map(([k, v]) => `${k}=${v ? 'yes' : 'no'}`).join('  '));
