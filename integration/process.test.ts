@@ -180,7 +180,10 @@ describe('process telemetry through both APIs', { skip }, () => {
   test('an exec storm: events received plus events counted lost equals processes started', async () => {
     const N = 1500;
     const r = await gatedStorm(agent, N);
-    assert.equal(r.received + r.kernelLost + r.queueLost, N, `received ${r.received} + lost ${r.kernelLost + r.queueLost} = ${N}`);
+    const total = r.received + r.kernelLost + r.queueLost;
+    if (r.kernelLost === 0) assert.equal(total, N, `received ${r.received} + lost ${r.queueLost} = ${N}`);
+    // Kernel drops are counted for every exec on the host: other work may add at most its own execs.
+    else assert.ok(total >= N && total <= r.kernelExecs, `received ${r.received} + lost ${r.kernelLost + r.queueLost} for ${N} (host execs ${r.kernelExecs})`);
   });
 
   test('status reports sensors, features and counters', async () => {
@@ -199,7 +202,7 @@ describe('process telemetry through both APIs', { skip }, () => {
  * Runs N execs of /bin/true from one bash that waits for a go signal, while a
  * GetEvents stream filtered on that bash's process tree (pid_set) counts them.
  */
-async function gatedStorm(agent: RunningAgent, n: number, freeze = false): Promise<{ received: number; kernelLost: number; queueLost: number }> {
+async function gatedStorm(agent: RunningAgent, n: number, freeze = false): Promise<{ received: number; kernelLost: number; queueLost: number; kernelExecs: number }> {
   const bash = spawn('/bin/bash', ['-c', `read go; for i in $(seq ${n}); do /bin/true; done`], { stdio: ['pipe', 'ignore', 'ignore'] });
   const done = new Promise<number | null>((res) => bash.once('exit', (c) => res(c)));
   const storm = getEvents(agent.tetragon, { allow_list: [{ pid_set: [bash.pid], binary_regex: ['/true$'], event_set: [1] }] });
@@ -226,6 +229,8 @@ async function gatedStorm(agent: RunningAgent, n: number, freeze = false): Promi
     received: storm.events.length,
     kernelLost: after.kernel_ring_drops_exec - before.kernel_ring_drops_exec,
     queueLost: after.subscriber_drops - before.subscriber_drops,
+    kernelExecs:
+      after.kernel_records_emitted_exec + after.kernel_ring_drops_exec - before.kernel_records_emitted_exec - before.kernel_ring_drops_exec,
   };
 }
 
@@ -237,10 +242,11 @@ describe('loss is counted and reported when the kernel ring overflows', { skip }
       // Freeze the agent so nothing drains the ring: the kernel side must count every record it cannot write.
       const r = await gatedStorm(agent, N, true);
       assert.ok(r.kernelLost > 0, `a 4 KiB ring must overflow under ${N} execs`);
-      // Every start is accounted for. The kernel count covers all execs on the host (other work on
-      // the machine too), so it may exceed ours by a few, never fall short.
+      // Every start is accounted for. The kernel's drop count covers every exec on the host, so
+      // other work on the machine may add to it, by at most the number of other execs it saw.
       const total = r.received + r.kernelLost + r.queueLost;
-      assert.ok(total >= N && total <= N + 50, `received ${r.received} + lost ${r.kernelLost + r.queueLost} should account for ${N}`);
+      const others = r.kernelExecs - N;
+      assert.ok(total >= N && total <= N + others, `received ${r.received} + lost ${r.kernelLost + r.queueLost} should account for ${N} (other execs on the host: ${others})`);
       const flows = await getFlows(agent.hubble, { number: 4095 });
       const lost = flows.filter((x) => x.lost_events);
       assert.ok(lost.length > 0, 'lost_events in the Hubble history');

@@ -53,6 +53,8 @@ export interface EndpointEntryOptions {
   id: number;
   /** Security identity (sec_id). */
   identity?: number;
+  /** Same as identity, by the struct's field name; wins when both are given. */
+  secId?: number;
   ifindex: number;
   mac?: string;
   nodeMac?: string;
@@ -341,7 +343,7 @@ export class CiliumMapsFixture {
     v.writeUInt32LE((o.flags ?? 0) >>> 0, 8);
     macBytes(o.mac).copy(v, 16);
     macBytes(o.nodeMac).copy(v, 24);
-    v.writeUInt32LE((o.identity ?? 0) >>> 0, 32);
+    v.writeUInt32LE((o.secId ?? o.identity ?? 0) >>> 0, 32);
     v.writeUInt32LE((o.parentIfindex ?? 0) >>> 0, 36);
     c.map.update(this.endpointKeyOf(ip, o.clusterId ?? 0), v);
   }

@@ -52,7 +52,11 @@ test('IP parsing: v4, v6 forms, v4-mapped v6 becomes v4, junk rejected', () => {
   assert.equal(formatIp(ip('1:2:3:4:5:6:7:8')), '1:2:3:4:5:6:7:8');
   assert.equal(formatIp(ip('64:ff9b::192.0.2.33')), '64:ff9b::c000:221');
   assert.equal(formatIp(ip('2001:db8:0:0:1:0:0:1')), '2001:db8::1:0:0:1');
-  assert.equal(parseIp('10.0.0'), undefined);
+  assert.deepEqual(ip('0.0.0.0').bytes, Buffer.from([0, 0, 0, 0]));
+  assert.deepEqual(ip('255.255.255.255').bytes, Buffer.from([255, 255, 255, 255]));
+  for (const bad of ['10.0.0', '1.2.3.4.5', '256.1.1.1', '01.2.3.4', '1..2.3', '1.2.3.', '.1.2.3', '1.2.3.4 ', '1.2.3.1000', 'a.b.c.d']) {
+    assert.equal(parseIp(bad), undefined, bad);
+  }
   assert.equal(parseIp('example.com'), undefined);
   assert.equal(parseIp(''), undefined);
 });

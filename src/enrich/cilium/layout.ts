@@ -49,14 +49,41 @@ export interface IpAddr {
  * Zone suffixes (%eth0) are dropped. undefined when not an address.
  */
 export function parseIp(text: string): IpAddr | undefined {
+  const v4 = parseIpv4(text);
+  if (v4) return { family: 4, bytes: v4 };
   const s = text.includes('%') ? text.slice(0, text.indexOf('%')) : text;
-  if (net.isIPv4(s)) return { family: 4, bytes: Buffer.from(s.split('.').map(Number)) };
+  if (!s.includes(':')) return undefined;
   if (!net.isIPv6(s)) return undefined;
   const bytes = ipv6Bytes(s);
   if (bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
     return { family: 4, bytes: Buffer.from(bytes.subarray(12)) };
   }
   return { family: 6, bytes };
+}
+
+/** Dotted-quad IPv4 without allocation beyond the result (the event-path case). */
+function parseIpv4(s: string): Buffer | undefined {
+  if (s.length < 7 || s.length > 15) return undefined;
+  const out = Buffer.allocUnsafe(4);
+  let part = 0;
+  let val = 0;
+  let digits = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      // No leading zeros ("01"), as net.isIPv4.
+      if (digits === 1 && val === 0) return undefined;
+      val = val * 10 + (c - 48);
+      if (++digits > 3 || val > 255) return undefined;
+    } else if (c === 46 && digits > 0 && part < 3) {
+      out[part++] = val;
+      val = 0;
+      digits = 0;
+    } else return undefined;
+  }
+  if (part !== 3 || digits === 0) return undefined;
+  out[3] = val;
+  return out;
 }
 
 // Only called on strings net.isIPv6 accepted.
@@ -203,9 +230,11 @@ export interface EndpointValue {
   parentIfindex: number;
 }
 
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
 function macAt(v: Buffer, off: number): string {
   // mac_t is a u64 whose low 6 bytes hold the octets in wire order.
-  return Array.from(v.subarray(off, off + 6), (b) => b.toString(16).padStart(2, '0')).join(':');
+  return `${HEX[v[off]]}:${HEX[v[off + 1]]}:${HEX[v[off + 2]]}:${HEX[v[off + 3]]}:${HEX[v[off + 4]]}:${HEX[v[off + 5]]}`;
 }
 
 /** struct endpoint_info (48 B): ifindex @0, lxc_id @6, flags @8, mac @16, node_mac @24, sec_id @32, parent_ifindex @36. */

@@ -375,7 +375,14 @@ export class CiliumMaps extends EventEmitter {
       return this.setAllError(`native addon unavailable: ${(e as Error).message}`);
     }
     let changed = false;
-    for (const name of ALL) changed = this.recheckOne(native, name) || changed;
+    for (const name of ALL) {
+      try {
+        changed = this.recheckOne(native, name) || changed;
+      } catch (e) {
+        // Runs on timers: an unexpected failure must not take the agent down.
+        this.log(`cilium: re-check of ${name} failed: ${(e as Error).message}`);
+      }
+    }
     this.ensureWatcher();
     return changed;
   }

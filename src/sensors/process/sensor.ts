@@ -40,7 +40,7 @@ export class ProcessSensor implements Sensor {
   private events: RuntimeEvent[] = [];
   private lastDrops = 0;
   private dropTimer?: NodeJS.Timeout;
-  private kernel = { emitted: 0, dropped: 0, droppedExec: 0, droppedExit: 0, procsUpdateErrors: 0, exitUnknown: 0 };
+  private kernel = { emitted: 0, emittedExec: 0, dropped: 0, droppedExec: 0, droppedExit: 0, procsUpdateErrors: 0, exitUnknown: 0 };
   private seeded = 0;
 
   constructor(private readonly d: ProcessSensorDeps) {}
@@ -123,6 +123,7 @@ export class ProcessSensor implements Sensor {
     const s = decodeStats(v);
     this.kernel = {
       emitted: s.emittedTotal,
+      emittedExec: s.emitted[TH_REC_EXEC],
       dropped: s.droppedTotal,
       droppedExec: s.dropped[TH_REC_EXEC],
       droppedExit: s.dropped[TH_REC_EXIT],
@@ -157,6 +158,7 @@ export class ProcessSensor implements Sensor {
     const c = this.consumer?.stats();
     return {
       kernel_records_emitted: this.kernel.emitted,
+      kernel_records_emitted_exec: this.kernel.emittedExec,
       kernel_ring_drops: this.kernel.dropped,
       kernel_ring_drops_exec: this.kernel.droppedExec,
       kernel_ring_drops_exit: this.kernel.droppedExit,
