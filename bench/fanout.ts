@@ -10,9 +10,16 @@
 // clients over the socket; each counts flows and lost_events and the delivery
 // latency (now − the response's time, which is the publish time).
 //
+// Each scenario runs twice in the same run: with the server's direct HTTP/2
+// writes (src/api/grpc-direct.ts, the default) and with them switched off
+// (grpc-js call.write() per message), so the two write paths are compared on
+// the same machine state: server CPU per event and per stream write, and what
+// each subscriber received / lost.
+//
 // In the same run, the encoder: flows/s when each event is encoded once and
 // the bytes are shared by the 4 streams (what the server does, through
-// flowResponseBytes) versus encoded once per subscriber.
+// flowResponseBytes) versus encoded once per subscriber; and bare-server
+// baselines of the two write paths (no agent code).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -49,19 +56,31 @@ export interface FanoutOptions {
   rate?: number;
   seconds?: number;
   batchMs?: number;
+  /** Subscribers' HTTP/2 receive window; default TETRAHUB_FANOUT_CLIENT_WINDOW or grpc-js's 64 KiB. */
+  clientWindow?: number;
 }
 
-interface ServerConfig {
+export interface ServerConfig {
   rate: number;
   seconds: number;
   batchMs: number;
   subscribers: number;
+  /** The Hubble server's directWrites option. */
+  directWrites: boolean;
+  /** Subscribers' HTTP/2 receive window (grpc-node.flow_control_window); 0: grpc-js default (64 KiB). */
+  clientWindow: number;
 }
+
+type WritePath = 'direct' | 'grpc-js';
 
 interface SubStat {
   delivered: number;
   dropped: number;
   queued: number;
+  /** From the server's streamStats(): write path taken, messages written, transport writes. */
+  direct: boolean;
+  messages: number;
+  writes: number;
 }
 
 interface PublishedMsg extends ChildMessage {
@@ -113,6 +132,8 @@ interface SubFinal extends ChildMessage {
   lastAt: number;
   latencyMs: { p50: number; p99: number; max: number };
   cpuSeconds: number;
+  /** CPU from the stream's start (response headers) to the end: the cost of receiving. */
+  cpuSecondsStreaming: number;
   error?: string;
 }
 
@@ -126,7 +147,7 @@ interface Progress extends ChildMessage {
 const GOOGLE_PROTOBUF_SKIP =
   'google-protobuf comparison skipped: it needs protoc-generated JS. grpc-tools (node-pre-gyp) and protoc-gen-js download their protoc binaries from outside the npm registry at install time, which this machine cannot reach, and Debian 12 protoc (3.21) no longer ships the JS generator. The encoder split below shows how much of the per-event cost a faster codec could touch.';
 
-interface Scenario {
+export interface Scenario {
   cfg: ServerConfig;
   pub: PublishedMsg;
   drain: DrainMsg;
@@ -137,12 +158,12 @@ interface Scenario {
 }
 
 /** One server + N subscribers run; optionally the encoder measurement in the same server process. */
-async function scenario(cfg: ServerConfig, withEncoder: boolean): Promise<Scenario> {
+export async function scenario(cfg: ServerConfig, withEncoder: boolean): Promise<Scenario> {
   const server = forkChild('fanout-server', [JSON.stringify(cfg)]);
   const subs: ChildProcess[] = [];
   try {
     const ready = await nextMessage<ChildMessage & { address: string }>(server, 'ready', 30_000);
-    for (let i = 0; i < cfg.subscribers; i++) subs.push(forkChild('fanout-sub', [ready.address, String(i)]));
+    for (let i = 0; i < cfg.subscribers; i++) subs.push(forkChild('fanout-sub', [ready.address, String(i), String(cfg.clientWindow)]));
     await Promise.all(subs.map((s) => nextMessage(s, 'subscribed', 30_000)));
     const progress = new Map<number, Progress>();
     for (const s of subs) s.on('message', (m: ChildMessage) => m.type === 'progress' && progress.set((m as Progress).id, m as Progress));
@@ -203,14 +224,18 @@ const RAW_DEF: grpc.ServiceDefinition = {
 /**
  * Same-run baseline of the stream writes: a bare grpc-js server streaming one
  * pre-encoded message of `bytes` bytes, `count` times to each of N client
- * processes over a unix socket (write until false, wait for 'drain'). Server CPU per message.
+ * processes over a unix socket. Server CPU per message. 'grpc-js': call.write()
+ * until false, wait for 'drain'; 'direct': GrpcStreamWriter rounds of up to
+ * 256 KiB (what the Hubble server does), waiting for 'drain' when blocked.
  */
-async function rawGrpcBaseline(clients: number, count: number, bytes: number): Promise<{ usCpuPerMessage: number; messagesPerS: number }> {
+async function rawGrpcBaseline(clients: number, count: number, bytes: number, writePath: WritePath): Promise<{ usCpuPerMessage: number; messagesPerS: number; writes: number }> {
+  const { GrpcStreamWriter } = await import('../src/api/grpc-direct');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tetrahub-bench-raw-'));
   const address = `unix://${dir}/raw.sock`;
   const server = new grpc.Server();
   const msg = Buffer.alloc(bytes, 7);
   let started = 0;
+  let writes = 0;
   let t0 = 0;
   let c0 = process.cpuUsage();
   const done: Promise<void>[] = [];
@@ -219,10 +244,25 @@ async function rawGrpcBaseline(clients: number, count: number, bytes: number): P
       S: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
         done.push(
           (async () => {
+            call.sendMetadata(new grpc.Metadata());
             if (++started === clients) resolveAll();
             await allStarted;
-            for (let i = 0; i < count; i++) if (!call.write(msg)) await new Promise((r) => call.once('drain', r));
-            call.end();
+            if (writePath === 'grpc-js') {
+              for (let i = 0; i < count; i++) if (!call.write(msg)) await new Promise((r) => call.once('drain', r));
+              writes += count;
+              call.end();
+              return;
+            }
+            let wake: (() => void) | undefined;
+            const w = new GrpcStreamWriter(call, { onDrain: () => wake?.() });
+            if (!w.direct) throw new Error('direct write path not available');
+            for (let i = 0; i < count; ) {
+              while (i < count && !w.full) (w.add(msg), i++);
+              w.flush();
+              while (w.blocked) await new Promise<void>((r) => (wake = r));
+            }
+            writes += w.writes;
+            w.end();
           })(),
         );
       },
@@ -238,7 +278,7 @@ async function rawGrpcBaseline(clients: number, count: number, bytes: number): P
     const c = process.cpuUsage(c0);
     const wall = nowS() - t0;
     await Promise.all(done);
-    return { usCpuPerMessage: (c.user + c.system) / (clients * count), messagesPerS: (clients * count) / wall };
+    return { usCpuPerMessage: (c.user + c.system) / (clients * count), messagesPerS: (clients * count) / wall, writes };
   } finally {
     await Promise.all(kids.map((k) => reap(k)));
     server.forceShutdown();
@@ -260,12 +300,48 @@ export async function rawClientChild(args: string[]): Promise<void> {
   call.on('error', (e: Error) => toParent({ type: 'error', message: e.message }));
 }
 
-function printScenario(sc: Scenario): void {
+function pathOf(cfg: ServerConfig): WritePath {
+  return cfg.directWrites ? 'direct' : 'grpc-js';
+}
+
+/** Server CPU figures of one scenario; encUs: one encoding (from the encoder measurement). */
+interface CpuFigures {
+  /** All server CPU from the start of publishing to the end of delivery, per published event. */
+  usPerEvent: number;
+  /** Same, per delivered flow (stream write). */
+  usPerDelivered: number;
+  /** What is left per stream write after publishing and one encoding per delivered event (GC included). */
+  usPerStreamWrite: number;
+  delivered: number;
+  messagesPerTransportWrite: number;
+  minReceivedFraction: number;
+  lost: number;
+}
+
+export function cpuFigures(sc: Scenario, encUs: number): CpuFigures {
+  const delivered = sc.drain.subs.reduce((a, x) => a + x.delivered, 0);
+  // Events encoded at least once: at least the most any one stream delivered.
+  const distinct = Math.max(0, ...sc.drain.subs.map((x) => x.delivered));
+  const cpu = sc.drain.cpuSecondsTotal;
+  const messages = sc.drain.subs.reduce((a, x) => a + x.messages, 0);
+  const writes = sc.drain.subs.reduce((a, x) => a + x.writes, 0);
+  return {
+    usPerEvent: (cpu * 1e6) / sc.pub.published,
+    usPerDelivered: (cpu * 1e6) / Math.max(1, delivered),
+    usPerStreamWrite: ((cpu - sc.pub.publishSeconds - (distinct * encUs) / 1e6) * 1e6) / Math.max(1, delivered),
+    delivered,
+    messagesPerTransportWrite: messages / Math.max(1, writes),
+    minReceivedFraction: Math.min(...sc.finals.map((f) => f.flows)) / sc.pub.published,
+    lost: sc.finals.reduce((a, f) => a + f.lost, 0),
+  };
+}
+
+export function printScenario(sc: Scenario): void {
   const { cfg, pub, drain, finals } = sc;
   const window = pub.wallSeconds;
   rows([
     ['published', `${int(pub.published)} exec events in ${window.toFixed(2)} s = ${rate(pub.published / window, ' ev/s')} (batches every ${cfg.batchMs} ms; publisher tick late p99 ${pub.p99TickLateMs.toFixed(1)} ms, max ${pub.maxTickLateMs.toFixed(0)} ms)`],
-    ['server event loop', `publisher (decode + cache + bus.publish with ${cfg.subscribers} stream filters and the history) ${((pub.publishSeconds * 1e6) / pub.published).toFixed(1)} µs CPU/event = ${((pub.publishSeconds / window) * 100).toFixed(0)} % of a core; event-loop delay p99 ${pub.loopDelayP99Ms.toFixed(0)} ms, max ${pub.loopDelayMaxMs.toFixed(0)} ms`],
+    ['server event loop', `publisher (decode + cache + bus.publish with ${cfg.subscribers} stream subscriptions and the history) ${((pub.publishSeconds * 1e6) / pub.published).toFixed(1)} µs CPU/event = ${((pub.publishSeconds / window) * 100).toFixed(0)} % of a core; event-loop delay p99 ${pub.loopDelayP99Ms.toFixed(0)} ms, max ${pub.loopDelayMaxMs.toFixed(0)} ms`],
     ['machine', machineLoad()],
   ]);
   for (const f of finals) {
@@ -273,25 +349,44 @@ function printScenario(sc: Scenario): void {
     rows([
       [
         `subscriber ${f.id + 1}`,
-        `received ${int(f.flows)} (${((f.flows / pub.published) * 100).toFixed(2)} %), lost_events ${int(f.lost)} in ${f.lostMessages} notices, ${rate(f.flows / span, ' flows/s')}; latency p50 ${f.latencyMs.p50.toFixed(0)} ms, p99 ${f.latencyMs.p99.toFixed(0)} ms, max ${f.latencyMs.max.toFixed(0)} ms; CPU ${f.cpuSeconds.toFixed(2)} s${f.badFlows ? `; ${f.badFlows} flows failed the full-decode check` : ''}${f.error ? `; error: ${f.error}` : ''}`,
+        `received ${int(f.flows)} (${((f.flows / pub.published) * 100).toFixed(2)} %), lost_events ${int(f.lost)} in ${f.lostMessages} notices, ${rate(f.flows / span, ' flows/s')}; latency p50 ${f.latencyMs.p50.toFixed(0)} ms, p99 ${f.latencyMs.p99.toFixed(0)} ms, max ${f.latencyMs.max.toFixed(0)} ms; CPU ${f.cpuSeconds.toFixed(2)} s (${((f.cpuSecondsStreaming * 1e6) / Math.max(1, f.flows + f.lostMessages)).toFixed(1)} µs per message received)${f.badFlows ? `; ${f.badFlows} flows failed the full-decode check` : ''}${f.error ? `; error: ${f.error}` : ''}`,
       ],
     ]);
   }
   const delivered = drain.subs.reduce((a, x) => a + x.delivered, 0);
   rows([
     ['server CPU', `${((pub.cpuSeconds / window) * 100).toFixed(0)} % of one core while publishing (user ${((pub.cpuUser / window) * 100).toFixed(0)} %, sys ${((pub.cpuSystem / window) * 100).toFixed(0)} %); ${drain.cpuSecondsTotal.toFixed(2)} s CPU in all for ${int(pub.published)} events and ${int(delivered)} stream writes`],
-    ['server streams', drain.subs.map((x, i) => `#${i + 1} delivered ${int(x.delivered)}, dropped ${int(x.dropped)}`).join('; ')],
+    [
+      'server streams',
+      drain.subs
+        .map((x, i) => `#${i + 1} ${x.direct ? 'direct' : 'grpc-js'} delivered ${int(x.delivered)}, dropped ${int(x.dropped)}, ${int(x.writes)} transport writes`)
+        .join('; '),
+    ],
     ['result', sc.complete ? 'every subscriber received every event, no lost_events' : 'events were LOST (lost_events reported to the clients)'],
   ]);
 }
 
 export async function run(opts: FanoutOptions = {}): Promise<BenchResult> {
-  const cfg: ServerConfig = { rate: opts.rate ?? 50_000, seconds: opts.seconds ?? 5, batchMs: opts.batchMs ?? 10, subscribers: opts.subscribers ?? 4 };
-  const low: ServerConfig = { ...cfg, rate: Math.round(cfg.rate / 10), seconds: 3 };
-  section(`fanout: ${cfg.subscribers} GetFlows follow subscribers at ${int(cfg.rate)} events/s for ${cfg.seconds} s`);
+  const base = {
+    rate: opts.rate ?? 50_000,
+    seconds: opts.seconds ?? 5,
+    batchMs: opts.batchMs ?? 10,
+    subscribers: opts.subscribers ?? 4,
+    clientWindow: opts.clientWindow ?? Number(process.env.TETRAHUB_FANOUT_CLIENT_WINDOW ?? 0),
+  };
+  const cfgFor = (p: WritePath, over: Partial<ServerConfig> = {}): ServerConfig => ({ ...base, directWrites: p === 'direct', ...over });
+  const low = { rate: Math.round(base.rate / 10), seconds: 3 };
+  section(`fanout: ${base.subscribers} GetFlows follow subscribers at ${int(base.rate)} events/s for ${base.seconds} s, direct HTTP/2 writes vs grpc-js writes`);
+  note(`subscribers: grpc-js clients, HTTP/2 receive window ${base.clientWindow > 0 ? `${int(base.clientWindow)} bytes` : '64 KiB (grpc-js default; TETRAHUB_FANOUT_CLIENT_WINDOW=bytes changes it)'}`);
   const started = nowS();
   try {
-    const main = await scenario(cfg, true);
+    // grpc-js path first (the same-run baseline), then the default direct path
+    // with the encoder measured in the same server process afterwards.
+    console.log('  write path grpc-js (directWrites: false: call.write() per message):');
+    const viaGrpc = await scenario(cfgFor('grpc-js'), false);
+    printScenario(viaGrpc);
+    console.log('  write path direct (the default: one HTTP/2 write per stream round):');
+    const main = await scenario(cfgFor('direct'), true);
     printScenario(main);
     note(
       'subscribers parse the GetFlowsResponse envelope (flow / lost_events / time) and fully decode 1 flow in 64 to check it; the server side is the agent\'s real code. ' +
@@ -301,59 +396,100 @@ export async function run(opts: FanoutOptions = {}): Promise<BenchResult> {
     const enc = main.enc!;
     const gain = enc.sharedEventsPerS / enc.perSubscriberEventsPerS;
     const encUs = enc.usBuildFlow + enc.usStruct + enc.usEncodeResponse;
-    const delivered = main.drain.subs.reduce((a, x) => a + x.delivered, 0);
-    // What is left of the server's CPU once publishing and one encoding per delivered event are paid: the gRPC writes (and GC).
-    const distinct = Math.max(...main.drain.subs.map((x) => x.delivered));
-    const writeUs = ((main.drain.cpuSecondsTotal - main.pub.publishSeconds - (distinct * encUs) / 1e6) * 1e6) / Math.max(1, delivered);
-    console.log('  encoder (same server process, after the stream run):');
+    const fig: Record<WritePath, CpuFigures> = { 'grpc-js': cpuFigures(viaGrpc, encUs), direct: cpuFigures(main, encUs) };
+    console.log('  encoder (same server process, after the direct-path stream run):');
     rows([
       ['encode once, share', `${rate(enc.sharedEventsPerS, ' events per CPU second')} to ${enc.subscribers} subscribers (${rate(enc.sharedEventsPerS * enc.subscribers, ' flows/s')} delivered)`],
       ['encode per subscriber', `${rate(enc.perSubscriberEventsPerS, ' events per CPU second')} to ${enc.subscribers} subscribers (${rate(enc.perSubscriberEventsPerS * enc.subscribers, ' flows/s')} delivered)`],
       ['gain of sharing', `${gain.toFixed(2)}×`],
-      ['one encoding', `${encUs.toFixed(1)} µs = Flow object ${enc.usBuildFlow.toFixed(1)} + Tetragon JSON → Struct ${enc.usStruct.toFixed(1)} + GetFlowsResponse encode ${enc.usEncodeResponse.toFixed(1)} µs (${int(enc.bytesPerFlow)} bytes/flow); ${int(cfg.rate)} ev/s would need ${((encUs * cfg.rate) / 1e4).toFixed(0)} % of a core for encoding alone`],
-      ['server CPU budget', `publish ${((main.pub.publishSeconds * 1e6) / main.pub.published).toFixed(1)} µs/event + encode ${encUs.toFixed(1)} µs/event + ≈${writeUs.toFixed(0)} µs per stream write (the rest of the server's CPU over its writes, GC included)`],
+      ['one encoding', `${encUs.toFixed(1)} µs = Flow object ${enc.usBuildFlow.toFixed(1)} + Tetragon JSON → Struct ${enc.usStruct.toFixed(1)} + GetFlowsResponse encode ${enc.usEncodeResponse.toFixed(1)} µs (${int(enc.bytesPerFlow)} bytes/flow); ${int(base.rate)} ev/s would need ${((encUs * base.rate) / 1e4).toFixed(0)} % of a core for encoding alone`],
     ]);
-    let raw: { usCpuPerMessage: number; messagesPerS: number } | undefined;
-    try {
-      raw = await rawGrpcBaseline(cfg.subscribers, 25_000, Math.round(enc.bytesPerFlow));
-      rows([
-        ['bare grpc-js baseline', `${raw.usCpuPerMessage.toFixed(1)} µs server CPU per message, ${rate(raw.messagesPerS, ' msg/s')} (${cfg.subscribers} streams of one pre-encoded ${int(enc.bytesPerFlow)}-byte message, no agent code)`],
-      ]);
-    } catch (e) {
-      note(`bare grpc-js baseline failed: ${(e as Error).message}`);
+    console.log('  write paths compared (server CPU, same run):');
+    const line = (p: WritePath, sc: Scenario): [string, string] => {
+      const f = fig[p];
+      return [
+        p,
+        `min received ${(f.minReceivedFraction * 100).toFixed(1)} %, ${int(f.lost)} lost; ${int(f.delivered)} stream writes; ${f.usPerEvent.toFixed(0)} µs CPU per published event, ${f.usPerDelivered.toFixed(1)} µs per delivered flow; ` +
+          `publish ${((sc.pub.publishSeconds * 1e6) / sc.pub.published).toFixed(1)} µs/event + encode ${encUs.toFixed(1)} µs/encoded event + ≈${f.usPerStreamWrite.toFixed(1)} µs per stream write (residual: the rest, GC included; inherits the encoder figure's noise); ${f.messagesPerTransportWrite.toFixed(1)} messages per transport write`,
+      ];
+    };
+    rows([line('grpc-js', viaGrpc), line('direct', main)]);
+    const bare: Partial<Record<WritePath, { usCpuPerMessage: number; messagesPerS: number; writes: number }>> = {};
+    for (const p of ['grpc-js', 'direct'] as WritePath[]) {
+      try {
+        const r = await rawGrpcBaseline(base.subscribers, 25_000, Math.round(enc.bytesPerFlow), p);
+        bare[p] = r;
+        rows([
+          [
+            `bare ${p} baseline`,
+            `${r.usCpuPerMessage.toFixed(1)} µs server CPU per message, ${rate(r.messagesPerS, ' msg/s')}, ${((base.subscribers * 25_000) / Math.max(1, r.writes)).toFixed(1)} messages per transport write (${base.subscribers} streams of one pre-encoded ${int(enc.bytesPerFlow)}-byte message, no agent code)`,
+          ],
+        ]);
+      } catch (e) {
+        note(`bare ${p} baseline failed: ${(e as Error).message}`);
+      }
     }
     note(GOOGLE_PROTOBUF_SKIP);
 
-    console.log(`  headroom: the same at ${int(low.rate)} events/s for ${low.seconds} s`);
-    let lowSc: Scenario | undefined;
-    try {
-      lowSc = await scenario(low, false);
-      printScenario(lowSc);
-    } catch (e) {
-      note(`headroom run failed: ${(e as Error).message}`);
+    const lowSc: Partial<Record<WritePath, Scenario>> = {};
+    for (const p of ['grpc-js', 'direct'] as WritePath[]) {
+      console.log(`  headroom, ${p} writes: the same at ${int(low.rate)} events/s for ${low.seconds} s`);
+      try {
+        lowSc[p] = await scenario(cfgFor(p, low), false);
+        printScenario(lowSc[p]!);
+      } catch (e) {
+        note(`headroom run (${p}) failed: ${(e as Error).message}`);
+      }
+    }
+
+    // The cleanest same-run comparison: at the headroom rate both paths deliver
+    // every event, so the server did the same work apart from the writes.
+    let lowCmp: { usPerEvent: Record<WritePath, number>; usSavedPerStreamWrite: number } | undefined;
+    const lg = lowSc['grpc-js'];
+    const ld = lowSc.direct;
+    if (lg && ld && lg.complete && ld.complete) {
+      const per = (sc: Scenario) => (sc.drain.cpuSecondsTotal * 1e6) / sc.pub.published;
+      const writes = ld.drain.subs.reduce((a, x) => a + x.delivered, 0);
+      lowCmp = {
+        usPerEvent: { 'grpc-js': per(lg), direct: per(ld) },
+        usSavedPerStreamWrite: ((lg.drain.cpuSecondsTotal - ld.drain.cpuSecondsTotal) * 1e6) / Math.max(1, writes),
+      };
+      rows([
+        [
+          `at ${int(low.rate)} ev/s`,
+          `everything delivered on both paths: server CPU ${lowCmp.usPerEvent['grpc-js'].toFixed(0)} µs (grpc-js) vs ${lowCmp.usPerEvent.direct.toFixed(0)} µs (direct) per event incl. its ${base.subscribers} stream writes → ${lowCmp.usSavedPerStreamWrite.toFixed(1)} µs saved per stream write; latency p50 ${median(lg.finals.map((f) => f.latencyMs.p50)).toFixed(0)} vs ${median(ld.finals.map((f) => f.latencyMs.p50)).toFixed(0)} ms`,
+        ],
+      ]);
     }
 
     const window = main.pub.wallSeconds;
-    const met = main.complete && main.pub.published / window >= cfg.rate * 0.97;
-    const minRecv = Math.min(...main.finals.map((f) => f.flows));
-    const lost = main.finals.reduce((a, f) => a + f.lost, 0);
-    rows([['target', `${cfg.subscribers} subscribers at ${int(cfg.rate)} ev/s, nothing lost → ${met ? 'MET' : 'NOT MET'}${lowSc ? `; at ${int(low.rate)} ev/s: ${lowSc.complete ? 'nothing lost' : 'LOST events'}` : ''}`]]);
+    const met = main.complete && main.pub.published / window >= base.rate * 0.97;
+    const lowText = (p: WritePath) => (lowSc[p] ? (lowSc[p]!.complete ? '0 lost' : 'lost') : 'n/a');
+    rows([
+      [
+        'target',
+        `${base.subscribers} subscribers at ${int(base.rate)} ev/s, nothing lost → ${met ? 'MET' : 'NOT MET'} (direct writes; grpc-js writes: min ${(fig['grpc-js'].minReceivedFraction * 100).toFixed(1)} % received); at ${int(low.rate)} ev/s: direct ${lowText('direct')}, grpc-js ${lowText('grpc-js')}`,
+      ],
+    ]);
     return {
       name: NAME,
       status: 'ok',
-      value: `min ${((minRecv / main.pub.published) * 100).toFixed(1)} % received`,
-      baseline: `${int(main.pub.published)} published @ ${rate(main.pub.published / window, '/s')}`,
-      ratio: `${int(lost)} lost; ${low.rate / 1000}k/s: ${lowSc ? (lowSc.complete ? '0 lost' : 'lost') : 'n/a'}; share ${gain.toFixed(1)}×`,
-      target: `${cfg.subscribers} subs @ ${int(cfg.rate / 1000)}k/s, 0 lost`,
+      value: `min ${(fig.direct.minReceivedFraction * 100).toFixed(1)} % received, ${fig.direct.usPerDelivered.toFixed(0)} µs CPU/flow`,
+      baseline: `grpc-js writes: ${(fig['grpc-js'].minReceivedFraction * 100).toFixed(1)} %, ${fig['grpc-js'].usPerDelivered.toFixed(0)} µs CPU/flow`,
+      ratio: `${int(fig.direct.lost)} lost; ${low.rate / 1000}k/s: ${lowText('direct')}${lowCmp ? `, −${lowCmp.usSavedPerStreamWrite.toFixed(0)} µs/stream write` : ''}`,
+      target: `${base.subscribers} subs @ ${int(base.rate / 1000)}k/s, 0 lost`,
       met,
       seconds: nowS() - started,
       figures: {
         main: { ...main, enc: undefined },
-        headroom: lowSc ?? null,
+        grpcJsWrites: viaGrpc,
+        cpu: fig,
+        headroom: lowSc,
+        headroomComparison: lowCmp ?? null,
         encoder: enc,
         sharingGain: gain,
-        usPerStreamWrite: writeUs,
-        bareGrpc: raw ?? null,
+        usPerStreamWrite: fig.direct.usPerStreamWrite,
+        bare,
         googleProtobuf: GOOGLE_PROTOBUF_SKIP,
       },
     };
@@ -394,7 +530,16 @@ export async function serverChild(args: string[]): Promise<void> {
   let cache = newCache();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tetrahub-bench-fanout-'));
   const address = `unix://${dir}/hubble.sock`;
-  const hubble = await startHubbleServer({ addresses: [address], bus, status: statusStub(nodeName), version: 'v0.0.0-bench', nodeName, historySize: 4095, queueLimit: 10_000 });
+  const hubble = await startHubbleServer({
+    addresses: [address],
+    bus,
+    status: statusStub(nodeName),
+    version: 'v0.0.0-bench',
+    nodeName,
+    historySize: 4095,
+    queueLimit: 10_000,
+    directWrites: cfg.directWrites,
+  });
 
   const BATCH = 512;
   const src = new ExecSource({ seed: 11 });
@@ -490,7 +635,11 @@ export async function serverChild(args: string[]): Promise<void> {
         const cpu = process.cpuUsage(cpuStart);
         const msg: DrainMsg = {
           type: 'drain',
-          subs: streams().map((s) => ({ delivered: s.delivered, dropped: s.dropped, queued: s.size })),
+          subs: streams().map((s, i) => {
+            // Streams are listed in subscription order by both.
+            const st = (hubble.streamStats?.() ?? []).filter((x) => x.method === 'GetFlows')[i];
+            return { delivered: s.delivered, dropped: s.dropped, queued: s.size, direct: st?.direct ?? false, messages: st?.messages ?? 0, writes: st?.writes ?? 0 };
+          }),
           cpuSecondsTotal: (cpu.user + cpu.system) / 1e6,
           wallSecondsTotal: nowS() - wallStart,
           busDrops: bus.subscriberDrops,
@@ -581,8 +730,9 @@ export async function serverChild(args: string[]): Promise<void> {
 
 /** Child entry: `node dist/bench/child.js fanout-sub ADDRESS ID`. */
 export async function subscriberChild(args: string[]): Promise<void> {
-  const [address, idText] = args;
+  const [address, idText, windowText] = args;
   const id = Number(idText);
+  const window = Number(windowText ?? 0);
   const { protos } = await import('../src/api/hubble/proto');
   const P = protos();
   const Timestamp = P.root.lookupType('google.protobuf.Timestamp');
@@ -598,7 +748,10 @@ export async function subscriberChild(args: string[]): Promise<void> {
     },
   };
   const Client = grpc.makeGenericClientConstructor(def, 'Observer');
-  const client = new Client(address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
+  const client = new Client(address, grpc.credentials.createInsecure(), {
+    'grpc.max_receive_message_length': 16 * 1024 * 1024,
+    ...(window > 0 ? { 'grpc-node.flow_control_window': window } : {}),
+  });
   const call = (client as unknown as { GetFlows(req: object): grpc.ClientReadableStream<Buffer> }).GetFlows({ follow: true });
 
   let flows = 0;
@@ -612,7 +765,11 @@ export async function subscriberChild(args: string[]): Promise<void> {
   const lat: number[] = [];
   const num = (v: unknown): number => (typeof v === 'number' ? v : v && typeof (v as { toNumber?: () => number }).toNumber === 'function' ? (v as { toNumber(): number }).toNumber() : Number(v));
 
-  call.on('metadata', () => toParent({ type: 'subscribed', id }));
+  let cpuAtStart = process.cpuUsage();
+  call.on('metadata', () => {
+    cpuAtStart = process.cpuUsage();
+    toParent({ type: 'subscribed', id });
+  });
   call.on('data', (buf: Buffer) => {
     const now = Date.now();
     if (!firstAt) firstAt = now;
@@ -656,6 +813,7 @@ export async function subscriberChild(args: string[]): Promise<void> {
     const sorted = lat.sort((a, b) => a - b);
     const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
     const cpu = process.cpuUsage();
+    const streaming = process.cpuUsage(cpuAtStart);
     const fin: SubFinal = {
       type: 'final',
       id,
@@ -668,6 +826,7 @@ export async function subscriberChild(args: string[]): Promise<void> {
       lastAt,
       latencyMs: { p50: q(0.5), p99: q(0.99), max: sorted[sorted.length - 1] ?? NaN },
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      cpuSecondsStreaming: (streaming.user + streaming.system) / 1e6,
       error,
     };
     toParent(fin);

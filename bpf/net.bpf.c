@@ -25,6 +25,9 @@
  *   map      th_net_stats    per-CPU array[1] of th_net_stats
  *   map      tetrahub_procs  process sensor's map, reused (pinned by name,
  *                            th_procs_map.h)
+ *   maps     th_cil_*        slots for Cilium's identity maps (see "Cilium
+ *                            identities" below)
+ *   .rodata  th_cilium_cluster_id  cluster id in Cilium map keys (0 = local)
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -33,6 +36,7 @@
 #include "th_net.h"
 #include "th_ring.h"
 #include "th_procs_map.h"
+#include "cilium_maps.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -75,6 +79,13 @@ struct sock_ent {
 	__u8 flags;
 	__u8 pad0;
 	__u32 pad1;
+	/* Cilium identities of the connect/accept record (ENT_IDS): the close reuses them. */
+	__u32 s_identity;
+	__u32 d_identity;
+	__u16 s_endpoint;
+	__u16 d_endpoint;
+	__u8 id_flags;
+	__u8 pad2[3];
 };
 
 #define ENT_INGRESS 0x1	   /* accepted */
@@ -87,6 +98,7 @@ struct sock_ent {
  * capture, close) can tell it apart from an unknown socket and stay silent.
  */
 #define ENT_AGENT 0x20
+#define ENT_IDS 0x40 /* s/d_identity, s/d_endpoint, id_flags valid */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -146,6 +158,93 @@ struct {
 	__type(key, __u32);
 	__type(value, struct dns_scratch);
 } th_net_scratch SEC(".maps");
+
+/* ---- Cilium identities: map-in-map slots ----------------------------------
+ *
+ * Cilium's pinned identity maps are reached through one-slot ARRAY_OF_MAPS
+ * maps whose inner template has exactly Cilium's layout (cilium_maps.h).
+ * User space (src/sensors/net/identity.ts) puts the map it verified into slot
+ * 0, swaps it when Cilium re-creates its maps and empties it when they go.
+ *
+ * Why map-in-map rather than reusing the pinned map (reuse_fd) and loading a
+ * second object on every change: a slot update is one atomic syscall, while
+ * programs, links, the ring and the socket-owner maps stay as they are — no
+ * window where events are lost or seen twice, no state to carry over. An
+ * empty slot is also how the object loads and runs without Cilium: the
+ * verified code is the same with and without it.
+ *
+ * The kernel only accepts an inner map whose type, key/value size and
+ * map_flags equal the template's. cilium_lxc is created with or without
+ * BPF_F_NO_PREALLOC depending on Cilium's configuration, hence two lxc slots;
+ * user space fills the one matching the pinned map's flags. The two ipcache
+ * generations differ in value size (12 / 24 B): one slot each, v2 first.
+ */
+const volatile __u16 th_cilium_cluster_id = 0;
+
+/*
+ * Never read: the inner templates name their key/value types through
+ * pointers only, for which clang emits forward declarations; libbpf needs
+ * the full types to size the inner maps.
+ */
+const volatile struct th_cilium_btf_anchor {
+	struct ipcache_key ipcache_key;
+	struct remote_endpoint_info ipcache_v2;
+	struct remote_endpoint_info_v1 ipcache_v1;
+	struct endpoint_key endpoint_key;
+	struct endpoint_info endpoint_info;
+} th_cilium_btf_anchor = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+		__type(key, struct ipcache_key);
+		__type(value, struct remote_endpoint_info);
+		__uint(max_entries, 1);
+		__uint(map_flags, BPF_F_NO_PREALLOC);
+	});
+} th_cil_ipc_v2 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+		__type(key, struct ipcache_key);
+		__type(value, struct remote_endpoint_info_v1);
+		__uint(max_entries, 1);
+		__uint(map_flags, BPF_F_NO_PREALLOC);
+	});
+} th_cil_ipc_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_HASH);
+		__type(key, struct endpoint_key);
+		__type(value, struct endpoint_info);
+		__uint(max_entries, 1);
+		__uint(map_flags, BPF_F_NO_PREALLOC);
+	});
+} th_cil_lxc SEC(".maps");
+
+/* cilium_lxc of a Cilium that preallocates its maps (map_flags 0). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_HASH);
+		__type(key, struct endpoint_key);
+		__type(value, struct endpoint_info);
+		__uint(max_entries, 1);
+	});
+} th_cil_lxc_pa SEC(".maps");
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -236,6 +335,118 @@ static __always_inline struct th_net *net_reserve(__u8 type)
 	r->hdr.size = sizeof(*r);
 	r->hdr.ktime = bpf_ktime_get_boot_ns();
 	return r;
+}
+
+/*
+ * Identity of one address (16 bytes of a record, IPv4 in the first 4): the
+ * local endpoint in cilium_lxc if it is one (exact match, gives the endpoint
+ * id), else the ipcache's longest prefix. `ipc` is either ipcache generation:
+ * sec_identity is the first u32 of both values. Returns TH_NET_ID_S_* bits.
+ */
+static __always_inline __u8 cilium_end(void *ipc, void *lxc, __u16 family, __u8 *a, __u32 *identity, __u16 *endpoint)
+{
+	struct ipcache_key ik = {};
+	struct endpoint_key ek = {};
+	struct endpoint_info *ep;
+	__u32 *v;
+	__u32 w[4];
+
+	__builtin_memcpy(w, a, 16);
+	if (family == AF_INET6 && !w[0] && !w[1] && w[2] == bpf_htonl(0xffff)) {
+		family = AF_INET; /* IPv4-mapped: Cilium keys it as IPv4 */
+		w[0] = w[3];
+	}
+	if (family == AF_INET) {
+		if (!w[0])
+			return 0;
+		ik.lpm_prefixlen = CILIUM_IPCACHE_PREFIX_V4;
+		ik.family = ek.family = CILIUM_ENDPOINT_KEY_IPV4;
+		ik.ip4 = ek.ip4 = w[0];
+	} else if (family == AF_INET6) {
+		if (!(w[0] | w[1] | w[2] | w[3]))
+			return 0;
+		ik.lpm_prefixlen = CILIUM_IPCACHE_PREFIX_V6;
+		ik.family = ek.family = CILIUM_ENDPOINT_KEY_IPV6;
+		__builtin_memcpy(ik.ip6, w, 16);
+		__builtin_memcpy(ek.ip6, w, 16);
+	} else {
+		return 0;
+	}
+	ik.cluster_id = ek.cluster_id = th_cilium_cluster_id;
+
+	if (lxc && (ep = bpf_map_lookup_elem(lxc, &ek))) {
+		if (ep->flags & CILIUM_ENDPOINT_F_HOST) {
+			/* A node IP: identity host, no endpoint (cilium-maps.md §4.3). */
+			*identity = ep->sec_id ? ep->sec_id : CILIUM_ID_HOST;
+			return TH_NET_ID_S_LXC | TH_NET_ID_S_HOST;
+		}
+		*identity = ep->sec_id;
+		*endpoint = ep->lxc_id;
+		return TH_NET_ID_S_LXC;
+	}
+	if (ipc && (v = bpf_map_lookup_elem(ipc, &ik))) {
+		*identity = *v;
+		return TH_NET_ID_S_IPCACHE;
+	}
+	return 0;
+}
+
+/*
+ * Fills both ends' Cilium identities. A subprogram: one copy of the lookups
+ * instead of one per record kind. Without Cilium it costs four array lookups;
+ * with Cilium two hash lookups and one LPM walk. TCP closes reuse what their
+ * connect/accept looked up (ids_save/ids_load): half the records of a
+ * connection, and the same peer anyway.
+ * Null checks stay one pointer at a time: `a || b` on two pointers compiles
+ * to an OR of the registers, which the verifier refuses (pointer arithmetic).
+ */
+static __noinline void cilium_identify(struct th_net *r)
+{
+	__u32 zero = 0;
+	void *ipc, *lxc;
+	__u8 f = 0;
+
+	/* During an upgrade both generations may be pinned: v2 is authoritative. */
+	ipc = bpf_map_lookup_elem(&th_cil_ipc_v2, &zero);
+	if (!ipc)
+		ipc = bpf_map_lookup_elem(&th_cil_ipc_v1, &zero);
+	lxc = bpf_map_lookup_elem(&th_cil_lxc, &zero);
+	if (!lxc)
+		lxc = bpf_map_lookup_elem(&th_cil_lxc_pa, &zero);
+	if (ipc)
+		f |= TH_NET_ID_MAP_IPCACHE;
+	if (lxc)
+		f |= TH_NET_ID_MAP_LXC;
+	barrier_var(f); /* else clang tests `ipc | lxc` for this */
+	if (!f)
+		return;
+	/*
+	 * Local end: pod IPs and node IPs are all in cilium_lxc, so the ipcache
+	 * (an LPM walk, the costly lookup) is only asked without an lxc map.
+	 */
+	f |= cilium_end(lxc ? 0 : ipc, lxc, r->family, r->saddr, &r->s_identity, &r->s_endpoint);
+	/* D_* bits are the S_* bits shifted by 3. */
+	f |= cilium_end(ipc, lxc, r->family, r->daddr, &r->d_identity, &r->d_endpoint) << 3;
+	r->id_flags = f;
+}
+
+static __always_inline void ids_save(struct sock_ent *e, struct th_net *r)
+{
+	e->s_identity = r->s_identity;
+	e->d_identity = r->d_identity;
+	e->s_endpoint = r->s_endpoint;
+	e->d_endpoint = r->d_endpoint;
+	e->id_flags = r->id_flags;
+	e->flags |= ENT_IDS;
+}
+
+static __always_inline void ids_load(struct th_net *r, struct sock_ent *e)
+{
+	r->s_identity = e->s_identity;
+	r->d_identity = e->d_identity;
+	r->s_endpoint = e->s_endpoint;
+	r->d_endpoint = e->d_endpoint;
+	r->id_flags = e->id_flags;
 }
 
 static __always_inline void net_submit(struct th_net *r, __u8 type)
@@ -410,6 +621,9 @@ int th_connect_exit(struct sys_exit_args *ctx)
 			__builtin_memcpy(r->saddr, e->saddr_stash, 16);
 			r->flags |= TH_NET_F_TUPLE_STASH;
 		}
+		cilium_identify(r);
+		if (e)
+			ids_save(e, r);
 		net_submit(r, TH_NET_REC_CONNECT);
 	}
 
@@ -484,6 +698,7 @@ static __always_inline int on_listen(struct state_args *ctx, __u64 key)
 	r->state = TCP_LISTEN;
 	r->flags = TH_NET_F_INGRESS;
 	tp_addrs(ctx, r);
+	cilium_identify(r);
 	net_submit(r, TH_NET_REC_LISTEN);
 	return 0;
 }
@@ -538,6 +753,10 @@ int th_state(struct state_args *ctx)
 			r->flags |= TH_NET_F_INGRESS;
 		tp_addrs(ctx, r);
 		tcp_bytes(sk, r);
+		if (e->flags & ENT_IDS)
+			ids_load(r, e);
+		else
+			cilium_identify(r);
 		net_submit(r, TH_NET_REC_CLOSE);
 	}
 	sock_delete(key);
@@ -585,19 +804,24 @@ static __always_inline int on_accept_exit(long fd)
 	e.cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 	e.netns = sk_netns(sk);
 	e.flags = ENT_INGRESS;
+	/* The record first: the socket's entry keeps its identities for the close. */
+	r = emit_net() ? net_reserve(TH_NET_REC_ACCEPT) : 0;
+	if (r) {
+		r->tgid = tgid;
+		r->tid = (__u32)id;
+		r->proc_ktime = e.proc_ktime;
+		r->cookie = e.cookie;
+		r->netns = e.netns;
+		r->protocol = IPPROTO_TCP;
+		r->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+		r->flags = TH_NET_F_INGRESS;
+		sk_tuple(sk, r);
+		cilium_identify(r);
+		ids_save(&e, r);
+	}
 	sock_upsert((__u64)sk, &e);
-	if (!emit_net() || !(r = net_reserve(TH_NET_REC_ACCEPT)))
-		return 0;
-	r->tgid = tgid;
-	r->tid = (__u32)id;
-	r->proc_ktime = e.proc_ktime;
-	r->cookie = e.cookie;
-	r->netns = e.netns;
-	r->protocol = IPPROTO_TCP;
-	r->state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	r->flags = TH_NET_F_INGRESS;
-	sk_tuple(sk, r);
-	net_submit(r, TH_NET_REC_ACCEPT);
+	if (r)
+		net_submit(r, TH_NET_REC_ACCEPT);
 	return 0;
 }
 
@@ -692,6 +916,7 @@ static __always_inline void udp_flow(struct th_udp_key *k, struct sock_ent *e, s
 		else
 			r->bytes_sent = bytes;
 	}
+	cilium_identify(r);
 	net_submit(r, TH_NET_REC_UDP);
 }
 
@@ -910,6 +1135,7 @@ int th_release(struct bpf_sock *ctx)
 			r->flags |= TH_NET_F_BYTES;
 		/* src_* of the context is only readable in post_bind programs. */
 		sk_tuple((struct sock *)key, r);
+		cilium_identify(r);
 		net_submit(r, TH_NET_REC_CLOSE);
 	}
 	sock_delete(key);
@@ -1076,3 +1302,29 @@ int th_dns_ingress(struct __sk_buff *skb)
 {
 	return on_skb(skb, 0);
 }
+
+#ifdef TH_BENCH_IDENTITY
+/*
+ * Benchmark only (bench/identity.ts builds a separate object with
+ * -DTH_BENCH_IDENTITY; bpf/Makefile never defines it): cilium_identify on the
+ * record in th_bench_rec, run by BPF_PROG_TEST_RUN with repeat, so that the
+ * lookup's cost is measured without the noise of a whole connect storm.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct th_net);
+} th_bench_rec SEC(".maps");
+
+SEC("tc")
+int th_bench_identify(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct th_net *r = bpf_map_lookup_elem(&th_bench_rec, &zero);
+
+	if (r)
+		cilium_identify(r);
+	return 0;
+}
+#endif

@@ -20,7 +20,7 @@
 /* layout:begin */
 
 /* Bumped on any incompatible change of the records below (th_hdr.version). */
-#define TH_NET_LAYOUT_VERSION 1
+#define TH_NET_LAYOUT_VERSION 2
 
 /*
  * th_hdr.type of the records in the th_net_events ring. Numbered apart from
@@ -42,6 +42,23 @@
 #define TH_NET_F_FIRST 0x4
 #define TH_NET_F_BYTES 0x8
 #define TH_NET_F_TUPLE_STASH 0x10
+
+/*
+ * th_net.id_flags: where the Cilium identities of the record came from.
+ * S_* = local end (saddr), D_* = remote end (daddr). LXC: the address is a
+ * local endpoint in cilium_lxc (s/d_endpoint valid unless HOST); IPCACHE:
+ * longest-prefix match in the ipcache; HOST: a node-IP entry of cilium_lxc.
+ * MAP_IPCACHE / MAP_LXC: such a Cilium map was attached when the record was
+ * made (without them an identity of 0 means "no Cilium map", not "no entry").
+ */
+#define TH_NET_ID_S_LXC 0x1
+#define TH_NET_ID_S_IPCACHE 0x2
+#define TH_NET_ID_S_HOST 0x4
+#define TH_NET_ID_D_LXC 0x8
+#define TH_NET_ID_D_IPCACHE 0x10
+#define TH_NET_ID_D_HOST 0x20
+#define TH_NET_ID_MAP_IPCACHE 0x40
+#define TH_NET_ID_MAP_LXC 0x80
 
 /* th_dns.flags */
 #define TH_DNS_F_EGRESS 0x1
@@ -79,6 +96,15 @@
  *   bytes_*        CLOSE (TCP): data bytes, see net.bpf.c; UDP close: bytes
  *                  known from sock_*_length (TH_NET_F_BYTES when valid)
  *   packets        UDP: datagrams (UDP record: 1; CLOSE: total sent+received)
+ *   s/d_identity   Cilium security identity of the local / remote address as
+ *                  Cilium's maps said when the record was made (TCP CLOSE:
+ *                  when its CONNECT/ACCEPT was); 0 = no entry or no map
+ *                  (id_flags tells which); rules are user space's. Local end:
+ *                  cilium_lxc only (the ipcache only when no lxc map is
+ *                  attached); remote end: cilium_lxc, then the ipcache
+ *   s/d_endpoint   Cilium endpoint id (cilium_lxc lxc_id) when that address is
+ *                  a local endpoint, else 0
+ *   id_flags       TH_NET_ID_*
  */
 struct th_net {
 	struct th_hdr hdr;
@@ -99,6 +125,13 @@ struct th_net {
 	__u8 state;
 	__u8 saddr[16];
 	__u8 daddr[16];
+	__u32 s_identity;
+	__u32 d_identity;
+	__u16 s_endpoint;
+	__u16 d_endpoint;
+	__u8 id_flags;
+	__u8 pad0;
+	__u16 pad1;
 };
 
 /*
@@ -185,7 +218,7 @@ struct th_net_stats {
 
 /* layout:end */
 
-TH_STATIC_ASSERT(sizeof(struct th_net) == 112, "th_net size");
+TH_STATIC_ASSERT(sizeof(struct th_net) == 128, "th_net size");
 TH_STATIC_ASSERT(sizeof(struct th_dns) == 96, "th_dns size");
 TH_STATIC_ASSERT(sizeof(struct th_udp_key) == 32, "th_udp_key size");
 TH_STATIC_ASSERT(sizeof(struct th_udp_flow) == 72, "th_udp_flow size");

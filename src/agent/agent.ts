@@ -11,6 +11,7 @@ import type { FeatureProbe, NativeBinding } from '../kernel/types';
 import { ProcessSensor } from '../sensors/process/sensor';
 import { FileSensor } from '../sensors/file/sensor';
 import { NetKernel } from '../sensors/net/kernel';
+import { startCiliumIdentity, type CiliumIdentity } from '../sensors/net/identity';
 import { NetSensor } from '../sensors/net/sensor';
 import { DnsSensor } from '../sensors/dns/sensor';
 import { SyscallSensor } from '../sensors/syscall/sensor';
@@ -47,6 +48,8 @@ export class Agent implements StatusProvider {
   private counterSources: (() => Record<string, number>)[] = [];
   /** IP → DNS names learnt from answers; connect events and Hubble flows carry them. */
   dnsNames?: DnsNameCache;
+  /** Cilium identity source of the network hooks (when enabled). */
+  identity?: CiliumIdentity;
 
   constructor(readonly config: AgentConfig, log?: Logger) {
     this.log = log ?? new Logger(config.logLevel);
@@ -163,7 +166,8 @@ export class Agent implements StatusProvider {
       // Network and DNS share one object and ring, so a connect is never decoded before the answer it used.
       let kernel: NetKernel | undefined;
       try {
-        kernel = new NetKernel(base, { cgroupRoot: cfg.cgroupRoot || undefined });
+        const identity = this.startIdentity();
+        kernel = new NetKernel({ ...base, identity }, { cgroupRoot: cfg.cgroupRoot || undefined });
       } catch (e) {
         if (cfg.sensors.net) out.push(failedSensor('net', (e as Error).message));
         if (cfg.sensors.dns) out.push(failedSensor('dns', (e as Error).message));
@@ -180,6 +184,23 @@ export class Agent implements StatusProvider {
       else add('syscall', () => new SyscallSensor({ ...base, options: { events: cfg.syscalls, counts: cfg.syscalls } }));
     }
     return out;
+  }
+
+  /** Cilium identities for the network hooks; absent Cilium is a status line, never an error. */
+  private startIdentity(): CiliumIdentity | undefined {
+    const cfg = this.config;
+    if (!cfg.ciliumIdentity) return undefined;
+    const world = cfg.ciliumWorldIdentity === 'by-family' ? 'by-family' : Number(cfg.ciliumWorldIdentity);
+    this.identity = startCiliumIdentity({
+      native: this.native,
+      log: this.log,
+      bpfDir: cfg.ciliumBpfDir,
+      apiSocket: cfg.ciliumApiSocket,
+      worldIdentity: world,
+      clusterId: cfg.ciliumClusterId,
+      btf: cfg.ciliumMapsBtf as 'auto' | 'require' | 'off',
+    });
+    return this.identity;
   }
 
   private ensureBpffs(): void {
@@ -237,6 +258,7 @@ export class Agent implements StatusProvider {
     for (const s of this.servers.reverse()) await s.close().catch(() => undefined);
     await this.admin?.close().catch(() => undefined);
     for (const s of this.sensors) await s.stop().catch(() => undefined);
+    this.identity?.close();
     try {
       fs.rmSync(this.config.infoFile, { force: true });
     } catch {

@@ -1,26 +1,50 @@
 // `tetrahub observe`: a client of the agent's Hubble API (history + follow),
-// printing runtime events the way `tetra getevents` does (compact or JSON).
+// printing runtime events the way `tetra getevents` does (compact or JSON) and
+// network / DNS flows as Hubble-like lines with the process behind them.
 // Filters travel to the server: event kinds as Hubble FlowFilter.event_type,
 // binary/pid/argument regexes in our private RuntimeFilter extension.
 import * as grpc from '@grpc/grpc-js';
 import { clientDefinition, protos } from '../api/hubble/proto';
 import { extensionJson, packRuntimeFilter } from '../api/hubble/client';
-import { formatCompact } from '../api/tetragon/compact';
-import type { TetragonJsonEvent } from '../api/tetragon/json';
+import { formatCompact, quoteIfNeeded } from '../api/tetragon/compact';
+import type { TetragonJsonEvent, TetragonJsonProcess } from '../api/tetragon/json';
 
 /** Hubble event type 200 carries runtime events; sub_type = Tetragon's EventType. */
 export const RUNTIME_EVENT_TYPE = 200;
-export const EVENT_SUBTYPES: Record<string, number> = {
-  exec: 1,
-  process_exec: 1,
-  exit: 5,
-  process_exit: 5,
-  kprobe: 9,
-  process_kprobe: 9,
-  tracepoint: 10,
-  process_tracepoint: 10,
-  lsm: 28,
-  process_lsm: 28,
+/** Cilium monitor types the agent uses for socket (trace-sock) and DNS (L7 access log) flows. */
+export const TRACE_SOCK_EVENT_TYPE = 7;
+export const L7_EVENT_TYPE = 129;
+
+export interface EventTypeSel {
+  type: number;
+  match_sub_type?: boolean;
+  sub_type?: number;
+}
+
+const runtime = (sub: number): EventTypeSel => ({ type: RUNTIME_EVENT_TYPE, match_sub_type: true, sub_type: sub });
+
+/**
+ * --type values → FlowFilter.event_type. `file` is the kprobe sub type (file
+ * events are sent as Tetragon kprobes; kprobe events of policies match too),
+ * `syscall` the tracepoint one; `net` / `dns` select the flows' Cilium types.
+ */
+export const EVENT_TYPES: Record<string, EventTypeSel> = {
+  exec: runtime(1),
+  process_exec: runtime(1),
+  exit: runtime(5),
+  process_exit: runtime(5),
+  kprobe: runtime(9),
+  process_kprobe: runtime(9),
+  file: runtime(9),
+  tracepoint: runtime(10),
+  process_tracepoint: runtime(10),
+  syscall: runtime(10),
+  lsm: runtime(28),
+  process_lsm: runtime(28),
+  net: { type: TRACE_SOCK_EVENT_TYPE },
+  'trace-sock': { type: TRACE_SOCK_EVENT_TYPE },
+  dns: { type: L7_EVENT_TYPE },
+  l7: { type: L7_EVENT_TYPE },
 };
 
 const HELP = `Usage: tetrahub observe [flags]
@@ -34,7 +58,8 @@ const HELP = `Usage: tetrahub observe [flags]
   --pid PID            only these pids (repeatable)
   --args REGEX         only processes whose arguments match (repeatable)
   --parent-binary REGEX  only processes whose parent binary matches (repeatable)
-  --type KIND          exec | exit | kprobe | tracepoint | lsm (repeatable)
+  --type KIND          exec | exit | file | net | dns | syscall | kprobe | tracepoint | lsm
+                       (repeatable)
   --timestamps         print the event time first
   --color always|never|auto [auto]
 `;
@@ -48,7 +73,7 @@ export interface ObserveOptions {
   pid: number[];
   argumentsRegex: string[];
   parentBinaryRegex: string[];
-  types: number[];
+  types: EventTypeSel[];
   timestamps: boolean;
   color: boolean;
 }
@@ -117,9 +142,9 @@ export function parseObserveArgs(argv: string[], isTty = !!process.stdout.isTTY)
       }
       case '--type': {
         const v = val().toLowerCase();
-        const t = EVENT_SUBTYPES[v];
-        if (t === undefined) throw new UsageError(`--type: unknown event kind "${v}" (known: exec, exit, kprobe, tracepoint, lsm)`);
-        o.types.push(t);
+        const t = EVENT_TYPES[v];
+        if (t === undefined) throw new UsageError(`--type: unknown event kind "${v}" (known: exec, exit, file, net, dns, syscall, kprobe, tracepoint, lsm)`);
+        if (!o.types.some((x) => x.type === t.type && x.sub_type === t.sub_type)) o.types.push(t);
         break;
       }
       case '--timestamps':
@@ -153,7 +178,7 @@ function checkRegex(flag: string, re: string): string {
 export function buildRequest(o: ObserveOptions): Record<string, unknown> {
   const req: Record<string, unknown> = { number: o.number.toString(), follow: o.follow };
   if (o.types.length) {
-    req.whitelist = [{ event_type: o.types.map((t) => ({ type: RUNTIME_EVENT_TYPE, match_sub_type: true, sub_type: t })) }];
+    req.whitelist = [{ event_type: o.types.map((t) => ({ ...t })) }];
   }
   if (o.binaryRegex.length || o.pid.length || o.argumentsRegex.length || o.parentBinaryRegex.length) {
     req.extensions = packRuntimeFilter({
@@ -166,14 +191,33 @@ export function buildRequest(o: ObserveOptions): Record<string, unknown> {
   return req;
 }
 
+interface EndpointLike {
+  pod_name?: string;
+  namespace?: string;
+  identity?: number;
+}
+
+interface PortsLike {
+  source_port?: number;
+  destination_port?: number;
+}
+
 interface FlowLike {
   time?: { seconds?: string | number; nanos?: number };
   Summary?: string;
   verdict?: string | number;
+  Type?: string | number;
   extensions?: { type_url?: string; value?: Uint8Array };
-  source?: { pod_name?: string; namespace?: string };
-  destination?: { pod_name?: string; namespace?: string };
+  source?: EndpointLike;
+  destination?: EndpointLike;
   IP?: { source?: string; destination?: string };
+  l4?: { TCP?: PortsLike; UDP?: PortsLike; SCTP?: PortsLike };
+  l7?: { type?: string | number; dns?: { observation_source?: string } };
+  is_reply?: { value?: boolean };
+  event_type?: { type?: number; sub_type?: number };
+  sock_xlate_point?: string | number;
+  source_names?: string[];
+  destination_names?: string[];
 }
 
 interface ResponseLike {
@@ -187,6 +231,88 @@ export function tetragonEventOf(flow: FlowLike): TetragonJsonEvent | undefined {
   return extensionJson(flow.extensions) as TetragonJsonEvent | undefined;
 }
 
+/** L3/L4 and L7 flows print as Hubble lines; everything else through tetra's compact encoder. */
+function isNetworkFlow(flow: FlowLike): boolean {
+  const t = flow.Type;
+  return t === 'L3_L4' || t === 'L7' || t === 1 || t === 2;
+}
+
+/** The process of a Tetragon event, whatever its kind. */
+function processOf(ev: TetragonJsonEvent | undefined): TetragonJsonProcess | undefined {
+  if (!ev) return undefined;
+  const body = ev.process_kprobe ?? ev.process_tracepoint ?? ev.process_exec ?? ev.process_exit;
+  return body?.process;
+}
+
+function isoTime(t: FlowLike['time']): string {
+  if (!t) return 'N/A';
+  const ms = Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6);
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : 'N/A';
+}
+
+// Hubble's printer (hubble/pkg/printer): pod or names or IP, ":port" for TCP/UDP/SCTP.
+function host(ip: string | undefined, port: number | undefined, ep: EndpointLike | undefined, names: string[] | undefined): string {
+  let h = ip ?? '';
+  if (ep?.pod_name) h = ep.namespace ? `${ep.namespace}/${ep.pod_name}` : ep.pod_name;
+  else if (names && names.length) h = names.join(',');
+  return port ? `${h}:${port}` : h;
+}
+
+const RESERVED_IDENTITIES = ['unknown', 'host', 'world', 'unmanaged', 'health', 'init', 'remote-node', 'kube-apiserver', 'ingress', 'world-ipv4', 'world-ipv6'];
+
+function identity(ep: EndpointLike | undefined): string {
+  const id = ep?.identity ?? 0;
+  return id < RESERVED_IDENTITIES.length && id !== 11 ? `(${RESERVED_IDENTITIES[id]})` : `(ID:${id})`;
+}
+
+const XLATE: Record<string, string> = {
+  SOCK_XLATE_POINT_PRE_DIRECTION_FWD: 'pre-xlate-fwd',
+  SOCK_XLATE_POINT_POST_DIRECTION_FWD: 'post-xlate-fwd',
+  SOCK_XLATE_POINT_PRE_DIRECTION_REV: 'pre-xlate-rev',
+  SOCK_XLATE_POINT_POST_DIRECTION_REV: 'post-xlate-rev',
+  '1': 'pre-xlate-fwd',
+  '2': 'post-xlate-fwd',
+  '3': 'pre-xlate-rev',
+  '4': 'post-xlate-rev',
+};
+
+function flowType(flow: FlowLike): string {
+  if (flow.l7) {
+    const t = String(flow.l7.type ?? 'UNKNOWN_L7_TYPE').toLowerCase();
+    return flow.l7.dns ? `dns-${t} ${flow.l7.dns.observation_source ?? ''}`.trimEnd() : `l7-${t}`;
+  }
+  if (flow.event_type?.type === TRACE_SOCK_EVENT_TYPE) return XLATE[String(flow.sock_xlate_point ?? '')] ?? 'trace-sock';
+  return 'UNKNOWN';
+}
+
+/**
+ * A network flow as `hubble observe` prints it (compact), followed by the
+ * process behind it as tetra shows one: `<ns/pod or node> <binary> pid <n>`.
+ */
+export function formatNetworkFlow(flow: FlowLike, nodeName: string | undefined, o: Pick<ObserveOptions, 'timestamps'>): string {
+  const l4 = flow.l4?.TCP ?? flow.l4?.UDP ?? flow.l4?.SCTP;
+  let src = host(flow.IP?.source, l4?.source_port, flow.source, flow.source_names);
+  let dst = host(flow.IP?.destination, l4?.destination_port, flow.destination, flow.destination_names);
+  let srcId = identity(flow.source);
+  let dstId = identity(flow.destination);
+  let arrow = '<>';
+  if (flow.is_reply) {
+    arrow = '->';
+    if (flow.is_reply.value) {
+      [src, dst, srcId, dstId] = [dst, src, dstId, srcId];
+      arrow = '<-';
+    }
+  }
+  let line = `${isoTime(flow.time)}: ${src} ${srcId} ${arrow} ${dst} ${dstId} ${flowType(flow)} ${flow.verdict ?? 'VERDICT_UNKNOWN'} (${flow.Summary ?? ''})`;
+  if (!o.timestamps) line = line.slice(line.indexOf(': ') + 2);
+  const proc = processOf(tetragonEventOf(flow));
+  if (proc) {
+    const where = proc.pod ? `${proc.pod.namespace ?? ''}/${proc.pod.name ?? ''}` : nodeName ?? '';
+    line += ` ${quoteIfNeeded(where)} ${quoteIfNeeded(proc.binary ?? '')} pid ${proc.pid ?? 0}`;
+  }
+  return line;
+}
+
 export function formatResponse(r: ResponseLike, o: ObserveOptions): { out?: string; err?: string } {
   if (r.lost_events) {
     const l = r.lost_events;
@@ -195,13 +321,18 @@ export function formatResponse(r: ResponseLike, o: ObserveOptions): { out?: stri
   const flow = r.flow;
   if (!flow) return {};
   const ev = tetragonEventOf(flow);
+  if (isNetworkFlow(flow)) {
+    if (o.output === 'json') {
+      // The whole response, with the extension decoded (raw bytes say nothing in JSON).
+      const { extensions: _raw, ...rest } = flow;
+      return { out: JSON.stringify({ ...r, flow: ev ? { ...rest, extensions: ev } : rest }) };
+    }
+    return { out: formatNetworkFlow(flow, r.node_name, o) };
+  }
   if (ev) return { out: o.output === 'json' ? JSON.stringify(ev) : formatCompact(ev, { color: o.color, timestamps: o.timestamps }) };
-  // A flow without runtime context (e.g. a network flow): Hubble-like one-liner.
+  // A flow without runtime context: Hubble-like one-liner.
   if (o.output === 'json') return { out: JSON.stringify(r) };
-  const t = flow.time ? new Date(Number(flow.time.seconds ?? 0) * 1000 + Math.floor((flow.time.nanos ?? 0) / 1e6)).toISOString() : 'N/A';
-  const src = flow.source?.pod_name ? `${flow.source.namespace}/${flow.source.pod_name}` : flow.IP?.source ?? '';
-  const dst = flow.destination?.pod_name ? `${flow.destination.namespace}/${flow.destination.pod_name}` : flow.IP?.destination ?? '';
-  return { out: `${t}: ${src} -> ${dst} ${flow.verdict ?? ''} (${flow.Summary ?? ''})` };
+  return { out: formatNetworkFlow(flow, r.node_name, { timestamps: true }) };
 }
 
 export async function runObserve(argv: string[]): Promise<number> {

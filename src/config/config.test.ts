@@ -12,6 +12,8 @@ test('defaults match the documented listeners', () => {
   assert.equal(c.metricsAddress, '127.0.0.1:2112');
   assert.equal(c.nodeName, 'nodeA');
   assert.equal(parseAgentArgs([], { HUBBLE_NODE_NAME: 'h', NODE_NAME: 'n' }).nodeName, 'h');
+  // Both APIs encode file, network and DNS events; the syscall sensor stays opt-in.
+  assert.deepEqual(c.sensors, { process: true, file: true, net: true, dns: true, syscall: false });
 });
 
 test('flags override, lists replace then append, sensors toggle', () => {

@@ -34,6 +34,22 @@ export interface AgentConfig {
   syscalls: string[];
   /** cgroup-v2 directory the socket hooks attach to; "" = the cgroup2 mount root. */
   cgroupRoot: string;
+  /** Look up Cilium identities from Cilium's pinned maps (when present). */
+  ciliumIdentity: boolean;
+  /** Directory of Cilium's global pinned maps. */
+  ciliumBpfDir: string;
+  /** Cilium agent API for identity labels and endpoints; "" = none. */
+  ciliumApiSocket: string;
+  /** Identity of remote addresses no ipcache entry covers: a number or "by-family". */
+  ciliumWorldIdentity: string;
+  /** ClusterMesh cluster id in Cilium's map keys. */
+  ciliumClusterId: number;
+  /** BTF check of Cilium's maps: auto, require or off. */
+  ciliumMapsBtf: string;
+  /** Cilium's Hubble observer to follow and merge into our stream; "" = none. */
+  ciliumHubbleAddress: string;
+  /** Drop our own connection flows for connections Cilium's Hubble already reported. */
+  ciliumHubbleDedupe: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -54,11 +70,19 @@ export function defaultConfig(env = process.env): AgentConfig {
     processCacheGraceMs: 30_000,
     hubbleHistorySize: 4095,
     eventQueueSize: 10_000,
-    sensors: { process: true, file: false, net: false, dns: false, syscall: false },
+    sensors: { process: true, file: true, net: true, dns: true, syscall: false },
     fileExcludePrefixes: ['/proc', '/sys', '/dev'],
     dnsPorts: [53],
     syscalls: [],
     cgroupRoot: '',
+    ciliumIdentity: true,
+    ciliumBpfDir: '/sys/fs/bpf/tc/globals',
+    ciliumApiSocket: env.CILIUM_SOCK ?? 'unix:///var/run/cilium/cilium.sock',
+    ciliumWorldIdentity: '2',
+    ciliumClusterId: 0,
+    ciliumMapsBtf: 'auto',
+    ciliumHubbleAddress: 'unix:///var/run/cilium/hubble.sock',
+    ciliumHubbleDedupe: true,
     logLevel: 'info',
   };
 }
@@ -84,6 +108,14 @@ const FLAGS: Record<string, keyof AgentConfig> = {
   'dns-port': 'dnsPorts',
   syscall: 'syscalls',
   'cgroup-root': 'cgroupRoot',
+  'cilium-identity': 'ciliumIdentity',
+  'cilium-bpf-dir': 'ciliumBpfDir',
+  'cilium-api-socket': 'ciliumApiSocket',
+  'cilium-world-identity': 'ciliumWorldIdentity',
+  'cilium-cluster-id': 'ciliumClusterId',
+  'cilium-maps-btf': 'ciliumMapsBtf',
+  'cilium-hubble-address': 'ciliumHubbleAddress',
+  'cilium-hubble-dedupe': 'ciliumHubbleDedupe',
 };
 
 export class ConfigError extends Error {}
@@ -106,7 +138,18 @@ function coerce(key: keyof AgentConfig, value: unknown, where: string, base: Age
     if (!Number.isInteger(n) || n < 0) throw new ConfigError(`${where}: expected a non-negative integer, got ${JSON.stringify(value)}`);
     return n;
   }
+  if (typeof def === 'boolean') {
+    if (value === true || value === 'true') return true;
+    if (value === false || value === 'false') return false;
+    throw new ConfigError(`${where}: expected true or false, got ${JSON.stringify(value)}`);
+  }
   if (typeof def === 'string') {
+    if (key === 'ciliumWorldIdentity' && !/^(by-family|\d+)$/.test(String(value))) {
+      throw new ConfigError(`${where}: expected an identity number or "by-family", got ${JSON.stringify(value)}`);
+    }
+    if (key === 'ciliumMapsBtf' && !['auto', 'require', 'off'].includes(String(value))) {
+      throw new ConfigError(`${where}: expected one of auto, require, off, got ${JSON.stringify(value)}`);
+    }
     if (key === 'logLevel' && !['debug', 'info', 'warn', 'error'].includes(String(value))) {
       throw new ConfigError(`${where}: expected one of debug, info, warn, error, got ${JSON.stringify(value)}`);
     }

@@ -198,9 +198,9 @@ export interface SyscallEvent extends EventBase {
   count?: number;
 }
 
-export type RuntimeEvent = ExecEvent | ExitEvent;
-/** Events of the file/network/DNS/syscall sensors; they join RuntimeEvent once the adapters encode them. */
+/** Events of the file/network/DNS/syscall sensors. */
 export type SensorEvent = FileEvent | NetEvent | DnsEvent | SyscallEvent;
+export type RuntimeEvent = ExecEvent | ExitEvent | FileEvent | NetEvent | DnsEvent | SyscallEvent;
 
 /** Loss notices travel the bus beside events so that every API can report them. */
 export type LossSource = 'kernel_ring' | 'subscriber_queue' | 'history_ring';

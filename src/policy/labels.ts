@@ -1,7 +1,7 @@
 // Kubernetes LabelSelector validation, shared by podSelector/containerSelector/
 // nodeSelector/hostSelector and our DLabels/SLabels endpoint selectors.
 import type { LabelSelector, LabelSelectorOperator, LabelSelectorRequirement } from './types';
-import { Diag, Rec, asRec, at, checkFields, didYouMean, idx, isRec, kindOf, readList, readString, setOwn, show } from './reader';
+import { Diag, Rec, asRec, at, checkFields, didYouMean, idx, kindOf, readList, readString, setOwn, show, stringish } from './reader';
 
 const LABEL_NAME = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -16,7 +16,7 @@ const OPERATORS: readonly LabelSelectorOperator[] = ['In', 'NotIn', 'Exists', 'D
 export function labelKeyProblem(key: string, allowSource: boolean): string | undefined {
   let k = key;
   if (allowSource) {
-    const m = /^([a-z-]+):(.*)$/.exec(k);
+    const m = /^([a-z0-9-]+):(.*)$/.exec(k);
     if (m && (CILIUM_LABEL_SOURCES as readonly string[]).includes(m[1])) k = m[2];
   }
   if (k === '') return 'empty label key';
@@ -75,14 +75,14 @@ function readLabelMap(d: Diag, v: unknown, path: string, ciliumSources: boolean)
     const p = at(path, k);
     const kp = labelKeyProblem(k, ciliumSources);
     if (kp) d.error(p, kp);
-    if (typeof val !== 'string') {
-      const hint = typeof val === 'number' || typeof val === 'boolean' ? `quote it: "${String(val)}"` : undefined;
-      d.error(p, `label value must be a string, got ${kindOf(val)}`, hint);
+    const str = stringish(d, val, p);
+    if (str === undefined) {
+      d.error(p, `label value must be a string, got ${kindOf(val)}`);
       continue;
     }
-    const vp = labelValueProblem(val);
+    const vp = labelValueProblem(str);
     if (vp) d.error(p, vp);
-    setOwn(out, k, val);
+    setOwn(out, k, str);
   }
   return out;
 }
@@ -114,13 +114,14 @@ function readRequirement(d: Diag, v: unknown, path: string, opts: LabelSelectorO
       values = [];
       rawValues.forEach((x, i) => {
         if (!d.step()) return;
-        if (typeof x !== 'string') {
-          d.error(idx(at(path, 'values'), i), `expected a string, got ${kindOf(x)}`, typeof x === 'number' || typeof x === 'boolean' ? `quote it: "${String(x)}"` : undefined);
+        const str = stringish(d, x, idx(at(path, 'values'), i));
+        if (str === undefined) {
+          d.error(idx(at(path, 'values'), i), `expected a string, got ${kindOf(x)}`);
           return;
         }
-        const vp = labelValueProblem(x);
+        const vp = labelValueProblem(str);
         if (vp) d.error(idx(at(path, 'values'), i), vp);
-        values?.push(x);
+        values?.push(str);
       });
     }
   }
@@ -149,4 +150,3 @@ export function describeLabelSelector(s: LabelSelector): string {
   return parts.length ? parts.join(', ') : '(everything)';
 }
 
-export { isRec };

@@ -120,6 +120,27 @@ export function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
   Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
+/**
+ * A YAML number/boolean where the schema wants a string. Tetragon loads policy
+ * files through sigs.k8s.io/yaml, which stringifies such scalars when the Go
+ * field is a string (upstream examples rely on it: `values: [80]`,
+ * `rateLimit: 5`), while `kubectl apply` refuses them. Accepted with a warning;
+ * anything else returns undefined for the caller to report.
+ */
+export function stringish(d: Diag, v: unknown, p: string): string | undefined {
+  if (typeof v === 'string') return v;
+  const ok = typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v) && (!Number.isInteger(v) || Number.isSafeInteger(v)));
+  if (!ok) return undefined;
+  const s = String(v);
+  d.warn(p, `unquoted ${s} is read as the string "${s}"`, `quote it: kubectl apply refuses a ${typeof v} here`);
+  return s;
+}
+
+function notString(d: Diag, v: unknown, p: string): void {
+  const hint = typeof v === 'number' ? 'quote it (numbers this large or special lose precision)' : undefined;
+  d.error(p, `expected a string, got ${kindOf(v)}`, hint);
+}
+
 // ---------------------------------------------------------------------------
 // suggestions
 
@@ -141,8 +162,9 @@ function editDistance(a: string, b: string, cap: number): number {
 }
 
 /** Closest candidate to a misspelling, if any is close enough to be a likely typo. */
-export function suggest(input: string, candidates: Iterable<string>): string | undefined {
+export function suggest(input: string, candidateList: Iterable<string>): string | undefined {
   if (input.length > 64) return undefined;
+  const candidates = [...candidateList];
   const lower = input.toLowerCase();
   let best: string | undefined;
   let bestD = Infinity;
@@ -155,7 +177,10 @@ export function suggest(input: string, candidates: Iterable<string>): string | u
       bestD = d;
     }
   }
-  return best;
+  if (best !== undefined || lower.length < 3) return best;
+  // "Kill" → "Sigkill": a whole-word fragment of a longer name.
+  for (const c of candidates) if (c.toLowerCase().includes(lower)) return c;
+  return undefined;
 }
 
 export function didYouMean(input: string, candidates: Iterable<string>): string | undefined {
@@ -187,7 +212,7 @@ export function checkFields(d: Diag, r: Rec, path: string, allowed: readonly str
     if (allowed.includes(key)) continue;
     if (!d.step()) return;
     let hint = didYouMean(key, allowed);
-    if (hint && hint.toLowerCase() === `did you mean "${key.toLowerCase()}"?`) hint += ' (field names are case-sensitive)';
+    if (hint && hint.toLowerCase() === `did you mean "${key.toLowerCase()}"?`) hint += ' Field names are case-sensitive.';
     if (!hint) {
       const home = FIELD_HOMES.get(key);
       if (home) hint = `"${key}" belongs in ${home}, not in ${what}`;
@@ -208,15 +233,16 @@ export function readString(d: Diag, r: Rec, key: string, path: string, opts: Str
     if (opts.required) d.error(p, `"${key}" is required`);
     return undefined;
   }
-  if (typeof v !== 'string') {
-    d.error(p, `expected a string, got ${kindOf(v)}`, typeof v === 'number' || typeof v === 'boolean' ? `quote it: "${String(v)}"` : undefined);
+  const str = stringish(d, v, p);
+  if (str === undefined) {
+    notString(d, v, p);
     return undefined;
   }
-  if ((opts.required || opts.nonEmpty) && v.trim() === '') {
+  if ((opts.required || opts.nonEmpty) && str.trim() === '') {
     d.error(p, `"${key}" must not be empty`);
     return undefined;
   }
-  return v;
+  return str;
 }
 
 export function readBool(d: Diag, r: Rec, key: string, path: string): boolean | undefined {
@@ -295,24 +321,15 @@ export function readStringList(d: Diag, r: Rec, key: string, path: string, opts:
   let ok = true;
   for (let i = 0; i < list.length; i++) {
     if (!d.step()) return undefined;
-    const v = list[i];
-    if (typeof v === 'string') {
-      out.push(v);
+    const str = stringish(d, list[i], idx(p, i));
+    if (str !== undefined) {
+      out.push(str);
       continue;
     }
     ok = false;
-    d.error(idx(p, i), `expected a string, got ${kindOf(v)}`, typeof v === 'number' || typeof v === 'boolean' ? `quote it: "${String(v)}"` : undefined);
+    notString(d, list[i], idx(p, i));
   }
   return ok ? out : undefined;
-}
-
-/** Matches an enum exactly; otherwise reports with a suggestion. */
-export function readEnum<T extends string>(d: Diag, r: Rec, key: string, path: string, values: readonly T[], opts: { required?: boolean } = {}): T | undefined {
-  const s = readString(d, r, key, path, opts);
-  if (s === undefined) return undefined;
-  if ((values as readonly string[]).includes(s)) return s as T;
-  d.error(at(path, key), `${show(s)} is not a valid ${key}`, didYouMean(s, values) ?? `use ${oneOf(values)}`);
-  return undefined;
 }
 
 /** Byte length as the kernel sees it. */

@@ -1,15 +1,21 @@
 // RuntimeEvent → Hubble Flow (hubble-api.md §8) and LossNotice → LostEvent.
 //
+//   exec, exit, file, syscall  runtime flow: event_type {200, Tetragon EventType
+//                              (1, 5, 9 kprobe, 10 tracepoint)}, Type UNKNOWN, IP {}
+//   net (connect, accept, …)   L3_L4 flow, event_type {7 trace-sock, xlate point}
+//   dns (query, response)      L7 flow, event_type {129}, l7.dns
+// All carry the event's Tetragon JSON in `extensions`.
+//
 // Each event's Flow object is built once (cached per event) and is what the
 // filters look at; each GetFlowsResponse encoding is made once per event and
 // field mask and cached in `ev.wire`, so every stream writes the same bytes.
 import { randomUUID } from 'node:crypto';
 import * as protobuf from 'protobufjs';
-import type { LossNotice, LossSource, ProcessInfo, RuntimeEvent, WallTime } from '../../model/event';
-import { eventToTetragonJson } from '../tetragon/json';
+import type { DnsEvent, EndpointInfo, FileEvent, LossNotice, LossSource, NetEvent, ProcessInfo, RuntimeEvent, SyscallEvent, WallTime } from '../../model/event';
+import { dnsCnames, dnsIps, dnsSummary, dnsTtl, eventToTetragonJson, formatResult, fqdn, hostPort, octalMode, openFlagNames } from '../tetragon/json';
 import type { CompiledFieldMask } from './fieldmask';
 import { protos, STRUCT_TYPE_URL } from './proto';
-import type { AnyMessage, Endpoint, Flow, LostEvent, Timestamp } from './types';
+import type { AnyMessage, Endpoint, Flow, Layer4, LostEvent, TCPFlags, Timestamp } from './types';
 import { FlowType, IPVersion, LostEventSource, RUNTIME_EVENT_TYPE, TetragonEventType, Verdict } from './types';
 
 /** ev.wire key of the unmasked GetFlowsResponse; masked variants append `|<mask key>`. */
@@ -115,8 +121,16 @@ const flows = new WeakMap<RuntimeEvent, FlowEntry>();
 
 /** Namespaces an event belongs to (for GetNamespaces), with the cluster when known. */
 export function eventNamespaces(ev: RuntimeEvent): { cluster: string; namespace: string }[] {
-  const ns = ev.process.pod?.namespace || ev.process.endpoint?.namespace;
-  return ns ? [{ cluster: '', namespace: ns }] : [];
+  const out: { cluster: string; namespace: string }[] = [];
+  const add = (ns: string | undefined): void => {
+    if (ns && !out.some((o) => o.namespace === ns)) out.push({ cluster: '', namespace: ns });
+  };
+  add(ev.process.pod?.namespace || ev.process.endpoint?.namespace);
+  if (ev.kind === 'net') {
+    add(ev.source?.namespace);
+    add(ev.destination?.namespace);
+  }
+  return out;
 }
 
 /** Cilium-style identity labels from pod labels, plus the namespace label Cilium adds. */
@@ -148,7 +162,103 @@ export function processEndpoint(p: ProcessInfo): Endpoint {
   return ep;
 }
 
-/** The SUMMARY column: `exec /usr/bin/curl -s …`, `exit /usr/bin/curl 0`, `exit /usr/bin/sleep SIGKILL`. */
+/** A Cilium endpoint/identity as a Hubble Endpoint (empty fields left out). */
+export function infoEndpoint(info: EndpointInfo | undefined): Endpoint {
+  const ep: Endpoint = {};
+  if (!info) return ep;
+  if (info.id) ep.ID = info.id;
+  if (info.identity) ep.identity = info.identity;
+  if (info.namespace) ep.namespace = info.namespace;
+  if (info.labels.length) ep.labels = [...info.labels];
+  if (info.podName) ep.pod_name = info.podName;
+  return ep;
+}
+
+/**
+ * The local end of a socket: the process's pod/endpoint, completed with what
+ * the kernel's identity lookup found for the local address (a host process
+ * gets identity 1 "host" there; the process's own endpoint wins when known).
+ */
+function localEndpoint(p: ProcessInfo, info: EndpointInfo | undefined): Endpoint {
+  const ep = processEndpoint(p);
+  if (!info) return ep;
+  if (ep.ID === undefined && info.id) ep.ID = info.id;
+  if (ep.identity === undefined && info.identity) ep.identity = info.identity;
+  if (ep.namespace === undefined && info.namespace) ep.namespace = info.namespace;
+  if (ep.pod_name === undefined && info.podName) ep.pod_name = info.podName;
+  if (ep.labels === undefined && info.labels.length) ep.labels = [...info.labels];
+  return ep;
+}
+
+// ------------------------------------------------------------ summaries
+
+function words(...parts: (string | undefined)[]): string {
+  return parts.filter((p) => p !== undefined && p !== '').join(' ');
+}
+
+function uidText(id: number | undefined): string {
+  return id === undefined || id === 0xffffffff ? '-1' : String(id);
+}
+
+/** `open /usr/bin/cat /etc/passwd O_RDONLY`, `rename /usr/bin/mv /a -> /b`, failures end in `= -1 ENOENT`. */
+export function fileSummary(ev: FileEvent): string {
+  const bin = ev.process.binary;
+  const failed = ev.ret < 0 ? formatResult(ev.ret) : undefined;
+  const bytes = `read ${ev.bytesRead ?? 0} written ${ev.bytesWritten ?? 0}`;
+  switch (ev.op) {
+    case 'open':
+      if (ev.syscall === '') return words('io', bin, ev.path, bytes); // periodic report of a file still open
+      return words('open', bin, ev.path, openFlagNames(ev.flags), ev.mode !== undefined ? octalMode(ev.mode) : undefined, failed);
+    case 'close':
+      return words('close', bin, ev.path, bytes, failed);
+    case 'rename':
+    case 'link':
+      return words(ev.op, bin, ev.path, '->', ev.path2, failed);
+    case 'symlink':
+      return words('symlink', bin, ev.path2, '->', ev.path, failed);
+    case 'mount':
+      return words('mount', bin, ev.path, 'on', ev.path2, failed);
+    case 'chmod':
+    case 'mkdir':
+      return words(ev.op, bin, ev.path, ev.mode !== undefined ? octalMode(ev.mode) : undefined, failed);
+    case 'chown':
+      return words('chown', bin, ev.path, `${uidText(ev.uid)}:${uidText(ev.gid)}`, failed);
+    default:
+      return words(ev.op, bin, ev.path, failed);
+  }
+}
+
+/** A listening socket (its listen, or its close): no remote end. */
+function peerless(ev: NetEvent): boolean {
+  return ev.op === 'listen' || (ev.dport === 0 && (ev.daddr === '0.0.0.0' || ev.daddr === '::' || ev.daddr === ''));
+}
+
+/** `connect /usr/bin/curl 10.0.0.2:443`, `close /usr/bin/curl 10.0.0.2:443 sent 1234 received 5678`. */
+export function netSummary(ev: NetEvent): string {
+  const bin = ev.process.binary;
+  const failed = ev.ret < 0 ? formatResult(ev.ret) : undefined;
+  if (peerless(ev)) return words(ev.op, bin, hostPort(ev.saddr, ev.sport)); // listen, or a listener's close
+  switch (ev.op) {
+    case 'close':
+      return words('close', bin, hostPort(ev.daddr, ev.dport), `sent ${ev.bytesSent ?? 0} received ${ev.bytesReceived ?? 0}`);
+    case 'send':
+    case 'receive': {
+      const bytes = ev.op === 'send' ? ev.bytesSent : ev.bytesReceived;
+      return words(ev.op, bin, hostPort(ev.daddr, ev.dport), ev.packets ? `${ev.packets} packets` : undefined, bytes !== undefined ? `${bytes} bytes` : undefined);
+    }
+    default:
+      return words(ev.op, bin, hostPort(ev.daddr, ev.dport), failed);
+  }
+}
+
+/** `syscall /usr/bin/python3 getppid = 1234`, count reports `… getppid count 42`. */
+export function syscallSummary(ev: SyscallEvent): string {
+  const bin = ev.process.binary;
+  if (ev.count !== undefined) return words('syscall', bin, ev.name, `count ${ev.count}`);
+  return words('syscall', bin, ev.name, ev.ret !== undefined ? formatResult(ev.ret) : undefined);
+}
+
+/** The SUMMARY column: `exec /usr/bin/curl -s …`, `exit /usr/bin/curl 0`, `open /usr/bin/cat /etc/passwd O_RDONLY`, … */
 export function eventSummary(ev: RuntimeEvent): string {
   const p = ev.process;
   switch (ev.kind) {
@@ -156,24 +266,192 @@ export function eventSummary(ev: RuntimeEvent): string {
       return p.arguments ? `exec ${p.binary} ${p.arguments}` : `exec ${p.binary}`;
     case 'exit':
       return `exit ${p.binary} ${ev.signal || String(ev.status)}`;
-    default:
-      // Kinds added to the model before this adapter learns them still print something.
-      return `${(ev as { kind: string }).kind} ${p.binary}`;
+    case 'file':
+      return fileSummary(ev);
+    case 'net':
+      return netSummary(ev);
+    case 'dns':
+      return dnsSummary(ev);
+    case 'syscall':
+      return syscallSummary(ev);
   }
 }
 
+// ------------------------------------------------------------ flow building
+
+/** Cilium monitor message types used as event_type.type (hubble-api.md §4.5). */
+export const CiliumMessageType = { TRACE_SOCK: 7, ACCESS_LOG: 129 } as const;
+export const TrafficDirection = { UNKNOWN: 0, INGRESS: 1, EGRESS: 2 } as const;
+export const L7FlowType = { UNKNOWN: 0, REQUEST: 1, RESPONSE: 2 } as const;
+export const SockXlatePoint = { UNKNOWN: 0, PRE_DIRECTION_FWD: 1, POST_DIRECTION_FWD: 2, PRE_DIRECTION_REV: 3, POST_DIRECTION_REV: 4 } as const;
+/** The name in DNS.observation_source (Cilium: "proxy"); printed in the TYPE column (`dns-request tetrahub`). */
+export const DNS_OBSERVATION_SOURCE = 'tetrahub';
+
+function ipVersion(addr: string): number {
+  return addr.includes(':') ? IPVersion.IPv6 : IPVersion.IPv4;
+}
+
+/** One end of a flow. */
+interface End {
+  ip: string;
+  port: number;
+  ep: Endpoint;
+}
+
+function ports(src: End, dst: End): { source_port?: number; destination_port?: number } {
+  const p: { source_port?: number; destination_port?: number } = {};
+  if (src.port) p.source_port = src.port;
+  if (dst.port) p.destination_port = dst.port;
+  return p;
+}
+
+function layer4(protocol: 'tcp' | 'udp', src: End, dst: End, flags?: TCPFlags): Layer4 {
+  if (protocol === 'udp') return { UDP: ports(src, dst) };
+  return { TCP: flags ? { ...ports(src, dst), flags } : ports(src, dst) };
+}
+
+const FIN_STATES = new Set(['TCP_FIN_WAIT1', 'TCP_FIN_WAIT2', 'TCP_CLOSING', 'TCP_LAST_ACK', 'TCP_TIME_WAIT']);
+const RST_STATES = new Set(['TCP_ESTABLISHED', 'TCP_CLOSE_WAIT', 'TCP_SYN_SENT', 'TCP_SYN_RECV', 'TCP_NEW_SYN_RECV']);
+
+/**
+ * TCP flags that mark the socket event: SYN for connect/accept (the
+ * handshake), for close FIN or RST from the state it left: a socket reaches
+ * CLOSE from FIN_WAIT / CLOSING / LAST_ACK / TIME_WAIT after a FIN exchange,
+ * straight from ESTABLISHED / CLOSE_WAIT / SYN_* only by a reset (sent or
+ * received). A listener's close sends nothing.
+ */
+function tcpFlags(ev: NetEvent): TCPFlags | undefined {
+  switch (ev.op) {
+    case 'connect':
+    case 'accept':
+      return { SYN: true };
+    case 'close':
+      if (ev.state === 'TCP_LISTEN') return undefined;
+      if (ev.state && RST_STATES.has(ev.state)) return { RST: true };
+      if (!ev.state || FIN_STATES.has(ev.state)) return { FIN: true };
+      return undefined;
+    default:
+      return undefined;
+  }
+}
+
+const EINPROGRESS = 115;
+const EPERM = 1;
+const EACCES = 13;
+
+/**
+ * Observed connections are FORWARDED; a connect/accept refused locally
+ * (EPERM/EACCES: a firewall or cgroup hook) is DROPPED as Hubble shows policy
+ * drops; any other failure (refused, timed out, unreachable) is ERROR. A
+ * non-blocking connect in progress is FORWARDED.
+ */
+function netVerdict(ev: NetEvent): number {
+  if (ev.ret >= 0 || ev.ret === -EINPROGRESS) return Verdict.FORWARDED;
+  if (ev.ret === -EPERM || ev.ret === -EACCES) return Verdict.DROPPED;
+  return Verdict.ERROR;
+}
+
+function baseFlow(ev: RuntimeEvent): Flow {
+  return { time: toTimestamp(ev.time), uuid: randomUUID(), verdict: Verdict.FORWARDED };
+}
+
+/**
+ * A socket event as an L3/L4 flow (trace-sock). Orientation follows who
+ * initiated: connect/send go local → remote (EGRESS), accept/receive and the
+ * close of an accepted socket remote → local (INGRESS); is_reply is false on
+ * all of them (each is the initiator's direction; socket events are not
+ * packets, so there is no reply flow). A listen has no peer: only the local
+ * end, as destination. UDP has no connection state here: the sensor's
+ * send/receive stands for who initiated. Type is L3_L4 rather than Cilium's
+ * SOCK for TraceSock: these stand for whole connections, and --type
+ * trace-sock still selects them by event_type.
+ */
+function netFlow(ev: NetEvent, nodeName: string): Flow {
+  const egress = ev.direction === 'egress';
+  const local: End = { ip: ev.saddr, port: ev.sport, ep: localEndpoint(ev.process, ev.source) };
+  const remote: End = peerless(ev) ? { ip: '', port: 0, ep: {} } : { ip: ev.daddr, port: ev.dport, ep: infoEndpoint(ev.destination) };
+  const [src, dst] = egress ? [local, remote] : [remote, local];
+  const flow = baseFlow(ev);
+  flow.verdict = netVerdict(ev);
+  flow.IP = { ...(src.ip ? { source: src.ip } : {}), ...(dst.ip ? { destination: dst.ip } : {}), ipVersion: ev.family === 6 ? IPVersion.IPv6 : IPVersion.IPv4 };
+  flow.l4 = layer4(ev.protocol, src, dst, ev.protocol === 'tcp' ? tcpFlags(ev) : undefined);
+  flow.source = src.ep;
+  flow.destination = dst.ep;
+  flow.Type = FlowType.L3_L4;
+  flow.node_name = ev.nodeName || nodeName;
+  // DNS names known for the remote address, on whichever side it is.
+  const names = ev.destinationNames;
+  if (names && names.length) {
+    if (egress) flow.destination_names = [...names];
+    else flow.source_names = [...names];
+  }
+  flow.is_reply = { value: false };
+  // Cilium's TraceSock puts the translation point in sub_type; pre-xlate: the
+  // addresses as the socket has them (tetrahub translates nothing).
+  const xlate = egress ? SockXlatePoint.PRE_DIRECTION_FWD : SockXlatePoint.PRE_DIRECTION_REV;
+  flow.event_type = { type: CiliumMessageType.TRACE_SOCK, sub_type: xlate };
+  flow.traffic_direction = egress ? TrafficDirection.EGRESS : TrafficDirection.INGRESS;
+  flow.sock_xlate_point = xlate;
+  if (ev.socketCookie) flow.socket_cookie = ev.socketCookie.toString();
+  if (ev.process.cgroupId) flow.cgroup_id = ev.process.cgroupId.toString();
+  flow.Summary = netSummary(ev);
+  return flow;
+}
+
+/**
+ * A DNS message as an L7 flow, seen from the client (the querying process):
+ * the query goes client → server, the response server → client with
+ * is_reply; both are EGRESS, the client's connection direction, as Cilium's
+ * DNS proxy reports them. source/destination_names stay empty: the answers
+ * name the queried host, not either end of this flow.
+ */
+function dnsFlow(ev: DnsEvent, nodeName: string): Flow {
+  const client: End = { ip: ev.clientAddr, port: ev.clientPort, ep: processEndpoint(ev.process) };
+  const server: End = { ip: ev.serverAddr, port: ev.serverPort, ep: {} };
+  const [src, dst] = ev.isResponse ? [server, client] : [client, server];
+  const flow = baseFlow(ev);
+  flow.IP = { ...(src.ip ? { source: src.ip } : {}), ...(dst.ip ? { destination: dst.ip } : {}), ipVersion: ipVersion(ev.clientAddr || ev.serverAddr) };
+  flow.l4 = layer4(ev.protocol, src, dst);
+  flow.source = src.ep;
+  flow.destination = dst.ep;
+  flow.Type = FlowType.L7;
+  flow.node_name = ev.nodeName || nodeName;
+  const dns: NonNullable<NonNullable<Flow['l7']>['dns']> = { query: fqdn(ev.query) };
+  if (ev.isResponse) {
+    const ips = dnsIps(ev);
+    if (ips.length) dns.ips = ips;
+    const ttl = dnsTtl(ev);
+    if (ttl) dns.ttl = ttl;
+    const cnames = dnsCnames(ev);
+    if (cnames.length) dns.cnames = cnames;
+  }
+  dns.observation_source = DNS_OBSERVATION_SOURCE;
+  if (ev.rcode) dns.rcode = ev.rcode;
+  if (ev.qtypes.length) dns.qtypes = [...ev.qtypes];
+  if (ev.isResponse && ev.answers.length) dns.rrtypes = ev.answers.map((a) => a.type);
+  flow.l7 = { type: ev.isResponse ? L7FlowType.RESPONSE : L7FlowType.REQUEST, ...(ev.latencyNs ? { latency_ns: ev.latencyNs } : {}), dns };
+  flow.is_reply = { value: ev.isResponse };
+  flow.event_type = { type: CiliumMessageType.ACCESS_LOG };
+  flow.traffic_direction = TrafficDirection.EGRESS;
+  flow.Summary = dnsSummary(ev);
+  return flow;
+}
+
+/** Runtime kinds: the private event type 200 with Tetragon's EventType as sub_type (file → kprobe, syscall → tracepoint). */
 function subType(ev: RuntimeEvent): number {
   switch (ev.kind) {
     case 'exec':
       return TetragonEventType.PROCESS_EXEC;
     case 'exit':
       return TetragonEventType.PROCESS_EXIT;
+    case 'syscall':
+      return TetragonEventType.PROCESS_TRACEPOINT;
     default:
-      return 0;
+      return TetragonEventType.PROCESS_KPROBE;
   }
 }
 
-function buildFlow(ev: RuntimeEvent, nodeName: string): Flow {
+function runtimeFlow(ev: RuntimeEvent, nodeName: string): Flow {
   return {
     time: toTimestamp(ev.time),
     uuid: randomUUID(),
@@ -186,6 +464,17 @@ function buildFlow(ev: RuntimeEvent, nodeName: string): Flow {
     event_type: { type: RUNTIME_EVENT_TYPE, sub_type: subType(ev) },
     Summary: eventSummary(ev),
   };
+}
+
+function buildFlow(ev: RuntimeEvent, nodeName: string): Flow {
+  switch (ev.kind) {
+    case 'net':
+      return netFlow(ev, nodeName);
+    case 'dns':
+      return dnsFlow(ev, nodeName);
+    default:
+      return runtimeFlow(ev, nodeName);
+  }
 }
 
 function entryOf(ev: RuntimeEvent, nodeName: string): FlowEntry {

@@ -43,7 +43,7 @@ interface Env {
   done(): Promise<void>;
 }
 
-async function setup(extra: { historySize?: number; queueLimit?: number } = {}): Promise<Env> {
+async function setup(extra: { historySize?: number; queueLimit?: number; maxWriteBytes?: number; directWrites?: boolean } = {}): Promise<Env> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hubble-test-'));
   const bus = new EventBus();
   const server = await startHubbleServer({
@@ -343,7 +343,8 @@ function decodeFrames(data: Buffer): Obj[] {
 }
 
 test('a stalled reader whose history was overwritten gets lost_events (HUBBLE_RING_BUFFER)', async () => {
-  const env = await setup({ historySize: 63 });
+  // 4 KiB per write round (a few flows), so the server cannot buffer the whole history.
+  const env = await setup({ historySize: 63, maxWriteBytes: 4096 });
   try {
     env.bus.publish(Array.from({ length: 63 }, () => execEvent()));
     // A 1 KiB window and no reading: the server stalls on backpressure mid-history.

@@ -3,13 +3,16 @@
 //
 // GetFlows reads the history ring, then (follow) a bounded per-stream bus
 // subscription created in the same tick, so no item is missed or doubled.
-// Responses are pre-encoded bytes shared by all streams (see encode.ts); the
-// service definitions pass Buffers through grpc-js untouched.
+// Responses are pre-encoded bytes shared by all streams (see encode.ts); each
+// stream frames what it has queued into one HTTP/2 write per round, straight
+// to the call's HTTP/2 stream (../grpc-direct.ts), falling back to grpc-js
+// writes (the service definitions pass Buffers through untouched).
 import * as grpc from '@grpc/grpc-js';
 import * as os from 'node:os';
 import type { StatusProvider } from '../../agent/status';
 import type { EventBus, Subscription } from '../../bus/bus';
 import type { BusItem, RuntimeEvent, WallTime } from '../../model/event';
+import { DEFAULT_MAX_WRITE_BYTES, GrpcStreamWriter, MessageTooLargeError, type GrpcStreamWriterOptions } from '../grpc-direct';
 import { bindAll, SERVER_OPTIONS, unixPath } from '../listen';
 import { flowOf, flowResponseBytes, lossNoticeBytes, lostResponseBytes, toTimestamp, wallNow } from './encode';
 import { compileFieldMask, FieldMaskError, type CompiledFieldMask } from './fieldmask';
@@ -23,8 +26,10 @@ import { AgentEventType, ChangeNotificationType, LostEventSource, NodeState, Ser
 export const HEALTH_SERVICES = new Set(['', 'hubble.server.Observer']);
 export const DEFAULT_QUEUE_LIMIT = 4096;
 const AGENT_EVENT_LOG_SIZE = 256;
-/** Items taken from a follow subscription per pump round. */
-const TAKE_BATCH = 256;
+/** Items taken from a follow subscription per pump round (held outside the queue bound while written). */
+const TAKE_BATCH = 512;
+
+type WriterOptions = Pick<GrpcStreamWriterOptions, 'direct' | 'maxWriteBytes' | 'maxMessageBytes'>;
 
 export interface HubbleServerOptions {
   addresses: string[];
@@ -37,6 +42,31 @@ export interface HubbleServerOptions {
   queueLimit?: number;
   /** Address announced by peer.Peer/Notify and GetNodes; default: the first TCP address, wildcard hosts replaced by a node IP. */
   advertiseAddress?: string;
+  /**
+   * Write response frames straight to the HTTP/2 stream (default true; see
+   * ../grpc-direct.ts). false forces grpc-js's per-message write path.
+   */
+  directWrites?: boolean;
+  /** Bytes coalesced into one stream write per round (default 256 KiB). */
+  maxWriteBytes?: number;
+}
+
+export interface HubbleStreamStats {
+  /** gRPC method, e.g. "GetFlows". */
+  method: string;
+  /** Frames go straight to the HTTP/2 stream (fast path) rather than through grpc-js writes. */
+  direct: boolean;
+  /** Messages written. */
+  messages: number;
+  /** Transport writes (one per round on the direct path, one per message otherwise). */
+  writes: number;
+  /** Framed bytes written. */
+  bytes: number;
+  /** Bytes written but not yet taken by the peer (HTTP/2 stream or grpc-js buffer). */
+  buffered: number;
+  /** Follow streams: items waiting in the stream's queue, and drops since the start. */
+  queued?: number;
+  dropped?: number;
 }
 
 export interface HubbleServer {
@@ -46,6 +76,8 @@ export interface HubbleServer {
   history: FlowHistory;
   /** Open streaming calls (GetFlows, GetAgentEvents, GetDebugEvents, Notify, Watch). */
   streams(): number;
+  /** Per open streaming call: write path and counters. */
+  streamStats(): HubbleStreamStats[];
   /** Appends an agent event (GetAgentEvents); `agent_start` is added at start. */
   agentEvents: EventLog;
 }
@@ -64,6 +96,7 @@ class RequestError extends Error {
 function toServiceError(e: unknown): Partial<grpc.ServiceError> {
   if (e instanceof RequestError) return { code: e.code, details: e.message };
   if (e instanceof FilterError || e instanceof FieldMaskError) return { code: grpc.status.INVALID_ARGUMENT, details: e.message };
+  if (e instanceof MessageTooLargeError) return { code: grpc.status.RESOURCE_EXHAUSTED, details: e.message };
   return { code: grpc.status.INTERNAL, details: e instanceof Error ? e.message : String(e) };
 }
 
@@ -81,21 +114,32 @@ function before(a: WallTime, b: WallTime): boolean {
 // ---------------------------------------------------------- stream pump
 
 /**
- * One server stream: writes pre-encoded messages, waits for 'drain' when
- * grpc-js buffers, and stops (running cleanups at once) on cancel or close.
+ * One server stream: queues pre-encoded messages into a GrpcStreamWriter
+ * (one HTTP/2 write per round on the direct path, see ../grpc-direct.ts),
+ * waits for 'drain' when the transport holds enough, and stops (running
+ * cleanups at once) on cancel or close.
  */
 class StreamPump {
   stopped = false;
+  readonly out: GrpcStreamWriter;
+  /** The follow subscription, if any (stats). */
+  sub?: Subscription;
   private wakeup?: () => void;
   private pending = false;
   private readonly cleanups: (() => void)[] = [];
 
-  constructor(readonly call: grpc.ServerWritableStream<unknown, Uint8Array>) {
+  constructor(
+    readonly method: string,
+    readonly call: grpc.ServerWritableStream<unknown, Uint8Array>,
+    writer: WriterOptions,
+  ) {
     const stop = () => this.stop();
     call.on('cancelled', stop);
     call.on('close', stop);
     call.on('error', stop);
-    call.on('drain', () => this.wake());
+    // Decided per call: the response headers are already sent (withHeader).
+    this.out = new GrpcStreamWriter(call, { ...writer, onDrain: () => this.wake(), onClose: stop });
+    if (call.cancelled) this.stop();
   }
 
   onStop(fn: () => void): void {
@@ -106,6 +150,7 @@ class StreamPump {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
+    this.out.detach();
     for (const fn of this.cleanups.splice(0)) {
       try {
         fn();
@@ -133,21 +178,49 @@ class StreamPump {
     return new Promise((resolve) => (this.wakeup = resolve));
   }
 
-  /** Writes one message; resolves once grpc-js can take more (backpressure). */
-  async send(bytes: Uint8Array): Promise<void> {
-    if (this.stopped) return;
-    this.call.write(bytes);
-    while (this.call.writableNeedDrain && !this.stopped) await this.wait();
+  /** Queues one message for the current round (written by flush()). */
+  add(bytes: Uint8Array): void {
+    if (!this.stopped) this.out.add(bytes);
   }
 
+  /** The current round reached its byte budget. */
+  get full(): boolean {
+    return this.out.full;
+  }
+
+  /**
+   * Writes the current round; resolves once the transport can take more
+   * (backpressure), and never within the same event-loop turn: a round is
+   * ~100+ encodings, and the socket (WINDOW_UPDATEs, other streams' drains)
+   * and the publisher must get a turn in between, or a busy server starves
+   * every stream's HTTP/2 window.
+   */
+  async flush(): Promise<void> {
+    if (this.stopped || this.out.pendingMessages === 0) return;
+    if (!this.out.flush()) return this.stop();
+    if (this.out.blocked) {
+      while (this.out.blocked && !this.stopped) await this.wait();
+    } else {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  /** Writes one message on its own (low-rate streams). */
+  async send(bytes: Uint8Array): Promise<void> {
+    this.add(bytes);
+    await this.flush();
+  }
+
+  /** Writes what is queued, then ends the call with status OK (trailers after the data). */
   end(): void {
     if (this.stopped) return;
-    this.call.end();
+    this.out.end();
     this.stop();
   }
 
   fail(e: unknown): void {
     if (this.stopped) return;
+    this.out.detach();
     this.call.emit('error', toServiceError(e));
     this.stop();
   }
@@ -238,7 +311,8 @@ interface FlowQuery {
   first: boolean;
   since?: WallTime;
   until?: WallTime;
-  filter: FlowPredicate;
+  /** whitelist/blacklist; undefined when both are empty (every flow matches). */
+  flowFilter?: FlowPredicate;
   runtime?: RuntimePredicate;
   mask?: CompiledFieldMask;
 }
@@ -264,6 +338,7 @@ function decodeRuntimeFilter(ext: GetFlowsRequest['extensions']): RuntimePredica
 export function compileFlowQuery(req: GetFlowsRequest): FlowQuery {
   if (req.first && req.follow) throw new RequestError(grpc.status.INVALID_ARGUMENT, 'first cannot be specified with follow');
   const filter = compileFilterLists(req.whitelist, req.blacklist);
+  const anyFlowFilter = (req.whitelist?.length ?? 0) > 0 || (req.blacklist?.length ?? 0) > 0;
   const runtime = decodeRuntimeFilter(req.extensions);
   const Flow = protos().Flow;
   // Field 10 wins; CLIs up to 1.18 only send experimental.field_mask (999.1).
@@ -276,7 +351,7 @@ export function compileFlowQuery(req: GetFlowsRequest): FlowQuery {
     first: !!req.first,
     since: toWall(req.since),
     until: toWall(req.until),
-    filter,
+    flowFilter: anyFlowFilter ? filter : undefined,
     runtime,
     mask,
   };
@@ -291,26 +366,36 @@ interface ServerContext {
 
 async function serveFlows(pump: StreamPump, q: FlowQuery, ctx: ServerContext): Promise<void> {
   const { history, nodeName } = ctx;
-  const matches = (ev: RuntimeEvent): boolean => q.filter(flowOf(ev, nodeName)) && (!q.runtime || q.runtime(ev));
+  // The Flow object (built once per event, shared) is only needed when a flow
+  // filter is set; the cheaper runtime filter runs first.
+  const flowFilter = q.flowFilter;
+  const runtime = q.runtime;
+  const matches = (ev: RuntimeEvent): boolean => (!runtime || runtime(ev)) && (!flowFilter || flowFilter(flowOf(ev, nodeName)));
+  const filtered = !!flowFilter || !!runtime;
 
   // Subscribe before reading the ring, in the same tick: the subscription gets
-  // exactly the items published after the ring's current head.
+  // exactly the items published after the ring's current head. Filters run
+  // here, inside publish, so a stream's queue only holds (and its bound only
+  // counts) what it will send; queued flows are not filtered again.
   let sub: Subscription | undefined;
   if (q.follow) {
     sub = ctx.bus.subscribe({
       name: 'hubble-getflows',
       limit: ctx.queueLimit,
       onReady: () => pump.wake(),
-      accept: (it) => {
-        if (it.kind === 'lost') return true;
-        try {
-          return matches(it);
-        } catch {
-          return false; // never throw into publish
-        }
-      },
+      accept: filtered
+        ? (it) => {
+            if (it.kind === 'lost') return true;
+            try {
+              return matches(it);
+            } catch {
+              return false; // never throw into publish
+            }
+          }
+        : undefined,
     });
     const s = sub;
+    pump.sub = s;
     pump.onStop(() => s.close());
   }
 
@@ -332,17 +417,20 @@ async function serveFlows(pump: StreamPump, q: FlowQuery, ctx: ServerContext): P
 
   let sent = 0;
   const limitReached = () => !q.follow && q.number > 0 && sent >= q.number;
-  /** Sends one item; returns false when the stream must end (past `until`). */
-  const emit = async (it: BusItem): Promise<boolean> => {
+  /**
+   * Queues one item for the current round; false when the stream must end
+   * (past `until`). `accepted`: the subscription's filter already passed it.
+   */
+  const emit = (it: BusItem, accepted: boolean): boolean => {
     if (q.since && before(it.time, q.since)) return true;
     if (q.until && before(q.until, it.time)) return false;
     if (it.kind === 'lost') {
       // Loss bypasses filters and does not count towards `number`.
-      await pump.send(lossNoticeBytes(it, nodeName));
+      pump.add(lossNoticeBytes(it, nodeName));
       return true;
     }
-    if (!matches(it)) return true;
-    await pump.send(flowResponseBytes(it, q.mask, nodeName));
+    if (!accepted && !matches(it)) return true;
+    pump.add(flowResponseBytes(it, q.mask, nodeName));
     sent++;
     return true;
   };
@@ -354,28 +442,36 @@ async function serveFlows(pump: StreamPump, q: FlowQuery, ctx: ServerContext): P
       const oldest = history.oldest;
       if (oldest <= pos) break;
       const lost = Math.min(oldest, head) - pos;
-      await pump.send(lostResponseBytes({ source: LostEventSource.HUBBLE_RING_BUFFER, count: lost, time: wallNow(), nodeName }));
+      pump.add(lostResponseBytes({ source: LostEventSource.HUBBLE_RING_BUFFER, count: lost, time: wallNow(), nodeName }));
       pos = oldest;
       if (pos >= head) break;
       it = history.at(pos);
       if (!it) break;
     }
-    if (!(await emit(it))) return pump.end();
+    if (!emit(it, false)) return pump.end();
+    if (pump.full) await pump.flush();
   }
   if (!sub) return pump.end();
+  await pump.flush();
 
   while (!pump.stopped) {
     const batch = sub.take(TAKE_BATCH);
     for (const it of batch) {
-      if (pump.stopped) return;
-      if (!(await emit(it))) return pump.end();
+      if (pump.stopped) return; // cancelled: encode nothing more
+      if (!emit(it, true)) return pump.end();
+      if (pump.full) {
+        await pump.flush();
+        if (pump.stopped) return;
+      }
     }
     const drop = sub.takeDropped();
     if (drop.count > 0) {
-      await pump.send(
+      pump.add(
         lostResponseBytes({ source: LostEventSource.OBSERVER_EVENTS_QUEUE, count: drop.count, first: drop.first, last: drop.last, time: drop.last ?? wallNow(), nodeName }),
       );
     }
+    // One write for everything this round queued.
+    await pump.flush();
     if (batch.length === 0 && sub.size === 0) await pump.wait();
   }
 }
@@ -411,6 +507,11 @@ export async function startHubbleServer(opts: HubbleServerOptions): Promise<Hubb
   const history = new FlowHistory(opts.bus, { capacity: opts.historySize ?? DEFAULT_HISTORY_SIZE });
   const ctx: ServerContext = { bus: opts.bus, history, nodeName: opts.nodeName, queueLimit: opts.queueLimit ?? DEFAULT_QUEUE_LIMIT };
   const pumps = new Set<StreamPump>();
+  const writer: WriterOptions = {
+    direct: opts.directWrites ?? true,
+    maxWriteBytes: opts.maxWriteBytes ?? DEFAULT_MAX_WRITE_BYTES,
+    maxMessageBytes: SERVER_OPTIONS['grpc.max_send_message_length'],
+  };
   const agentEvents = new EventLog(AGENT_EVENT_LOG_SIZE);
   const debugEvents = new EventLog(1);
   let advertise = opts.advertiseAddress ?? '';
@@ -437,12 +538,14 @@ export async function startHubbleServer(opts: HubbleServerOptions): Promise<Hubb
 
   /** Runs a streaming handler with a pump, mapping thrown errors to gRPC statuses. */
   const stream =
-    <Req>(body: (pump: StreamPump, req: Req) => Promise<void> | void) =>
+    <Req>(method: string, body: (pump: StreamPump, req: Req) => Promise<void> | void) =>
     (call: grpc.ServerWritableStream<Req, Uint8Array>): void => {
-      const pump = new StreamPump(call as grpc.ServerWritableStream<unknown, Uint8Array>);
+      // Headers first: the direct write path needs them sent.
+      withHeader(call);
+      const pump = new StreamPump(method, call as grpc.ServerWritableStream<unknown, Uint8Array>, writer);
+      if (pump.stopped) return;
       pumps.add(pump);
       pump.onStop(() => pumps.delete(pump));
-      withHeader(call);
       Promise.resolve()
         .then(() => body(pump, call.request))
         .catch((e: unknown) => pump.fail(e));
@@ -468,9 +571,9 @@ export async function startHubbleServer(opts: HubbleServerOptions): Promise<Hubb
 
   const server = new grpc.Server(SERVER_OPTIONS);
   server.addService(serverDefinition(P.Observer), {
-    GetFlows: stream<GetFlowsRequest>((pump, req) => serveFlows(pump, compileFlowQuery(req), ctx)),
-    GetAgentEvents: stream<GetEventsRequest>((pump, req) => serveEventLog(pump, req, agentEvents)),
-    GetDebugEvents: stream<GetEventsRequest>((pump, req) => serveEventLog(pump, req, debugEvents)),
+    GetFlows: stream<GetFlowsRequest>('GetFlows', (pump, req) => serveFlows(pump, compileFlowQuery(req), ctx)),
+    GetAgentEvents: stream<GetEventsRequest>('GetAgentEvents', (pump, req) => serveEventLog(pump, req, agentEvents)),
+    GetDebugEvents: stream<GetEventsRequest>('GetDebugEvents', (pump, req) => serveEventLog(pump, req, debugEvents)),
     ServerStatus: unary<object>(() =>
       P.ServerStatusResponse.encode({
         ...statusCounts(),
@@ -493,7 +596,7 @@ export async function startHubbleServer(opts: HubbleServerOptions): Promise<Hubb
       if (!HEALTH_SERVICES.has(svc)) throw new RequestError(grpc.status.NOT_FOUND, `unknown service ${JSON.stringify(svc)}`);
       return P.HealthCheckResponse.encode({ status: ServingStatus.SERVING }).finish();
     }),
-    Watch: stream<{ service?: string }>(async (pump, req) => {
+    Watch: stream<{ service?: string }>('Watch', async (pump, req) => {
       const status = HEALTH_SERVICES.has(req.service ?? '') ? ServingStatus.SERVING : ServingStatus.SERVICE_UNKNOWN;
       await pump.send(P.HealthCheckResponse.encode({ status }).finish());
       // Status never changes while serving; hold the stream until the client leaves.
@@ -501,7 +604,7 @@ export async function startHubbleServer(opts: HubbleServerOptions): Promise<Hubb
   });
 
   server.addService(serverDefinition(P.Peer), {
-    Notify: stream<object>(async (pump) => {
+    Notify: stream<object>('Notify', async (pump) => {
       // One node: announce ourselves, then keep the stream open (Relay re-lists on close).
       await pump.send(P.ChangeNotification.encode({ name: opts.nodeName, address: advertise, type: ChangeNotificationType.PEER_ADDED }).finish());
     }),
@@ -522,6 +625,16 @@ export async function startHubbleServer(opts: HubbleServerOptions): Promise<Hubb
     history,
     agentEvents,
     streams: () => pumps.size,
+    streamStats: () =>
+      [...pumps].map((p) => ({
+        method: p.method,
+        direct: p.out.direct,
+        messages: p.out.messages,
+        writes: p.out.writes,
+        bytes: p.out.bytes,
+        buffered: p.out.transportBuffered,
+        ...(p.sub ? { queued: p.sub.size, dropped: p.sub.dropped } : {}),
+      })),
     close: async () => {
       // End open follow streams first so a graceful shutdown does not wait on them.
       for (const p of [...pumps]) p.end();

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CompactEncodeError, formatCompact, goQuote } from './compact';
 import { eventToTetragonJson, type TetragonJsonEvent, type TetragonJsonKprobeArgument } from './json';
-import { example61, makeExec, makeExit, makeProcess } from './testkit';
+import { dnsEvent, dnsResponse, fileEvent, netEvent, syscallEvent } from './sensorkit';
+import { example61, makeExec, makeExit, makeProcess, xwingPod } from './testkit';
 
 const plain = { color: false, timestamps: false };
 
@@ -100,4 +101,49 @@ test('other kinds: throttle, tracepoint, lsm, test; errors like tetra', () => {
   assert.throws(() => formatCompact({ process_exec: {} }, plain), (e: unknown) => e instanceof CompactEncodeError && e.message === 'process field is not set');
   assert.throws(() => formatCompact({ rate_limit_info: {} }, plain), (e: unknown) => e instanceof CompactEncodeError && e.message === 'unknown event type');
   assert.throws(() => formatCompact({ node_name: 'n' }, plain), CompactEncodeError);
+});
+
+// ---------------------------------------------------------------- sensor events (json.ts table)
+
+test('sensor events print with tetra\'s prefixes, byte for byte', () => {
+  const line = (ev: Parameters<typeof eventToTetragonJson>[0]): string => formatCompact(eventToTetragonJson(ev), plain);
+  const cat = makeProcess({ binary: '/usr/bin/cat', pod: xwingPod() });
+  assert.equal(line(fileEvent({}, cat)), '📬 open    default/xwing /usr/bin/cat /etc/passwd');
+  assert.equal(line(fileEvent()), '📬 open    mynode /usr/bin/cat /etc/passwd');
+  assert.equal(line(fileEvent({ path: '/tmp/with space' })), '📬 open    mynode /usr/bin/cat "/tmp/with space"');
+  assert.equal(line(fileEvent({ op: 'close', syscall: 'close', ret: 0, bytesRead: 1, bytesWritten: 2 })), '📪 close   mynode /usr/bin/cat /etc/passwd');
+  assert.equal(line(fileEvent({ syscall: '', ret: 4, bytesRead: 1, bytesWritten: 2048 })), '📝 write   mynode /usr/bin/cat /etc/passwd 2048 bytes');
+  assert.equal(line(fileEvent({ syscall: '', ret: 4, bytesRead: 512, bytesWritten: 0 })), '📚 read    mynode /usr/bin/cat /etc/passwd 512 bytes');
+  assert.equal(line(fileEvent({ op: 'truncate', syscall: 'truncate', ret: 0 })), '📝 truncate mynode /usr/bin/cat /etc/passwd');
+  assert.equal(line(fileEvent({ op: 'mount', syscall: 'mount', path: 'tmpfs', path2: '/mnt', ret: 0 })), '💾 mount   mynode /usr/bin/cat tmpfs /mnt');
+  assert.equal(line(fileEvent({ op: 'unlink', syscall: 'unlinkat', ret: 0 })), '❓ syscall mynode /usr/bin/cat security_path_unlink');
+  assert.equal(line(fileEvent({ op: 'rename', syscall: 'rename', path2: '/x', ret: 0 })), '❓ syscall mynode /usr/bin/cat security_path_rename');
+  assert.equal(line(netEvent()), '🔌 connect mynode /usr/bin/curl tcp 10.0.0.1:51234 -> 10.0.0.2:443');
+  assert.equal(line(netEvent({ op: 'close', state: 'TCP_FIN_WAIT1' })), '🧹 close   mynode /usr/bin/curl tcp 10.0.0.1:51234 -> 10.0.0.2:443');
+  assert.equal(line(netEvent({ op: 'accept', direction: 'ingress' })), '❓ syscall mynode /usr/bin/curl inet_csk_accept');
+  assert.equal(line(netEvent({ op: 'send', protocol: 'udp' })), '❓ syscall mynode /usr/bin/curl udp_sendmsg');
+  assert.equal(line(dnsEvent()), '❓ syscall mynode /usr/bin/dig dns_query');
+  assert.equal(line(dnsResponse()), '❓ syscall mynode /usr/bin/dig dns_response');
+  assert.equal(line(syscallEvent()), '☎  syscall mynode /usr/bin/python3 getppid()');
+  assert.equal(line(syscallEvent({ count: 9, args: [], ret: undefined })), '☎  syscall mynode /usr/bin/python3 getppid()');
+});
+
+test('raw_syscalls/sys_enter: tetra\'s name(type name=value, …) from the prototype table', () => {
+  const line = (ev: Parameters<typeof eventToTetragonJson>[0]): string => formatCompact(eventToTetragonJson(ev), plain);
+  // openat(AT_FDCWD, 0x7ffd…, O_RDONLY|O_CLOEXEC, 0): size_arg values, pointers in hex.
+  assert.equal(
+    line(syscallEvent({ id: 257, name: 'openat', args: [0xffffffffffffff9cn, 0x7ffd1234n, 0o2000000n, 0n, 0n, 0n], ret: 3 })),
+    '☎  syscall mynode /usr/bin/python3 openat(int dfd=18446744073709551516, const char *filename=0x7ffd1234, int flags=524288, umode_t mode=0)',
+  );
+  // Count reports carry no raw args: tetra prints "?" for them.
+  assert.equal(
+    line(syscallEvent({ id: 0, name: 'read', count: 2, args: [], ret: undefined })),
+    '☎  syscall mynode /usr/bin/python3 read(unsigned int fd=?, char *buf=?, size_t count=?)',
+  );
+  const tp = (args: TetragonJsonKprobeArgument[]): string =>
+    formatCompact({ process_tracepoint: { process: { binary: '/bin/x' }, subsys: 'raw_syscalls', event: 'sys_enter', args } }, plain);
+  assert.equal(tp([{ long_arg: '99999' }]), '☎  syscall  /bin/x unknown');
+  assert.equal(tp([]), '☎  syscall  /bin/x unknown');
+  assert.equal(tp([{ syscall_id: { id: 39, abi: 'x64' } }]), '☎  syscall  /bin/x getpid()');
+  assert.equal(tp([{ syscall_id: { id: 39, abi: 'i386' } }]), '☎  syscall  /bin/x unknown');
 });

@@ -16,6 +16,8 @@ import type {
   TetragonJsonProcessKprobe,
   TetragonJsonStackTraceEntry,
 } from './json';
+import { syscallName, syscallNumber } from '../../sensors/syscall/table';
+import { SYSCALL_ARGS } from './syscallargs.gen';
 
 export interface CompactOptions {
   color: boolean;
@@ -311,6 +313,54 @@ const KPROBES: Partial<Record<string, KprobeRenderer>> = {
 
 const SYSCALL_PREFIX = /^__(?:x64|ia32|arm64|riscv|s390x)_/;
 
+// ---------------------------------------------------------------- raw syscalls
+
+const DEFAULT_ABI = 'x64';
+
+function knownSyscall(nr: number): string | undefined {
+  if (!Number.isSafeInteger(nr) || nr < 0) return undefined;
+  const name = syscallName(nr);
+  return syscallNumber(name) === nr ? name : undefined;
+}
+
+/**
+ * tetra's rawSyscallEnter: the id from args[0] (long_arg, or syscall_id with
+ * its ABI), then `name(type name=value, …)` from the prototype table with the
+ * size_arg values of args[1..] ("?" for anything else); "unknown" when the id
+ * is not an x86_64 syscall (the only ABI with a table here).
+ */
+function rawSyscallEnter(args: TetragonJsonKprobeArgument[] | undefined): string {
+  let id = -1;
+  let abi = DEFAULT_ABI;
+  const a0 = arg(args, 0);
+  if (a0?.long_arg !== undefined) {
+    id = Number(a0.long_arg);
+  } else if (a0 && typeof a0.syscall_id === 'object' && a0.syscall_id !== null && !Array.isArray(a0.syscall_id)) {
+    const sid = a0.syscall_id;
+    id = typeof sid.id === 'number' ? sid.id : 0;
+    abi = typeof sid.abi === 'string' ? sid.abi : '';
+  }
+  if (abi !== DEFAULT_ABI) return 'unknown';
+  const name = knownSyscall(id);
+  if (!name) return 'unknown';
+  const proto = SYSCALL_ARGS[name];
+  if (!proto) return name;
+  const parts = proto.map(([type, argName], j) => {
+    const size = arg(args, j + 1)?.size_arg;
+    const ptr = type.endsWith('*');
+    let v = '?';
+    if (size !== undefined) {
+      try {
+        v = ptr ? '0x' + BigInt(size).toString(16) : BigInt(size).toString();
+      } catch {
+        v = '?';
+      }
+    }
+    return ptr ? `${type}${argName}=${v}` : `${type} ${argName}=${v}`;
+  });
+  return `${name}(${parts.join(', ')})`;
+}
+
 // ---------------------------------------------------------------- event kinds
 
 type KindRenderer = (ev: TetragonJsonEvent, r: Renderer) => string;
@@ -358,8 +408,7 @@ const KINDS: Partial<Record<string, KindRenderer>> = {
     const tp = ev.process_tracepoint ?? {};
     const proc = need(tp);
     if (tp.subsys === 'raw_syscalls' && tp.event === 'sys_enter') {
-      // tetra resolves the syscall id through its own table; without one the name is unknown.
-      return render(r, { event: r.p.blue(prefix('☎', 'syscall', '  ')), process: proc, details: ['unknown'] });
+      return render(r, { event: r.p.blue(prefix('☎', 'syscall', '  ')), process: proc, details: [rawSyscallEnter(tp.args)] });
     }
     return render(r, { event: r.p.blue(prefix('⁉️', 'tracepoint')), process: proc, details: [tp.subsys ?? '', tp.event ?? ''] });
   },

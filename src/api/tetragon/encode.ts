@@ -6,8 +6,8 @@
 // present field, even an empty string, so leaving them out keeps the bytes
 // identical to what a proto3 encoder emits.
 import * as protobuf from 'protobufjs';
-import type { PodInfo, ProcessInfo, RuntimeEvent, WallTime } from '../../model/event';
-import { inInitTree } from './json';
+import type { PodInfo, ProcessInfo, RuntimeEvent, SensorEvent, WallTime } from '../../model/event';
+import { inInitTree, PATH_FLAG_UNRESOLVED, sensorShape, type ArgSpec, type SensorShape } from './json';
 import { tetragonTypes, type PGetEventsResponse, type PPod, type PProcess, type PTimestamp } from './protos';
 
 /** Key of the shared unfiltered encoding in RuntimeEvent.wire. */
@@ -67,19 +67,145 @@ export function processToProto(p: ProcessInfo): PProcess {
   return out;
 }
 
+// Plain shapes of the kprobe / tracepoint bodies (keepCase, 64-bit values as
+// decimal strings, enums as numbers) for the sensor events.
+export type PFileArg = { mount?: string; path?: string; flags?: string; permission?: string };
+export type PSockArg = {
+  family?: string;
+  type?: string;
+  protocol?: string;
+  saddr?: string;
+  daddr?: string;
+  sport?: number;
+  dport?: number;
+  cookie?: string;
+  state?: string;
+};
+export type PKprobeArgument = {
+  string_arg?: string;
+  int_arg?: number;
+  size_arg?: string;
+  long_arg?: string;
+  uint_arg?: number;
+  path_arg?: PFileArg;
+  file_arg?: PFileArg;
+  sock_arg?: PSockArg;
+  label?: string;
+};
+export type PProcessKprobe = {
+  process?: PProcess;
+  parent?: PProcess;
+  function_name?: string;
+  args?: PKprobeArgument[];
+  return?: PKprobeArgument;
+  action?: number;
+  policy_name?: string;
+  return_action?: number;
+  message?: string;
+};
+export type PProcessTracepoint = {
+  process?: PProcess;
+  parent?: PProcess;
+  subsys?: string;
+  event?: string;
+  args?: PKprobeArgument[];
+  policy_name?: string;
+  action?: number;
+  message?: string;
+};
+/** GetEventsResponse with every member this agent emits. */
+export type PEventResponse = PGetEventsResponse & { process_kprobe?: PProcessKprobe; process_tracepoint?: PProcessTracepoint };
+
+const KPROBE_ACTION_POST = 1;
+
+export function argToProto(a: ArgSpec): PKprobeArgument {
+  const out: PKprobeArgument = {};
+  switch (a.t) {
+    case 'int':
+      out.int_arg = a.v;
+      break;
+    case 'uint':
+      out.uint_arg = a.v;
+      break;
+    case 'size':
+      out.size_arg = a.v.toString();
+      break;
+    case 'long':
+      out.long_arg = a.v.toString();
+      break;
+    case 'string':
+      out.string_arg = a.v;
+      break;
+    case 'file':
+    case 'path': {
+      const f: PFileArg = {};
+      if (a.path) f.path = a.path;
+      if (a.truncated) f.flags = PATH_FLAG_UNRESOLVED;
+      if (a.t === 'file') out.file_arg = f;
+      else out.path_arg = f;
+      break;
+    }
+    case 'sock': {
+      const s = a.sock;
+      const p: PSockArg = {};
+      if (s.family) p.family = s.family;
+      if (s.type) p.type = s.type;
+      if (s.protocol) p.protocol = s.protocol;
+      if (s.saddr) p.saddr = s.saddr;
+      if (s.daddr) p.daddr = s.daddr;
+      if (s.sport) p.sport = s.sport;
+      if (s.dport) p.dport = s.dport;
+      if (s.cookie) p.cookie = s.cookie.toString();
+      if (s.state) p.state = s.state;
+      out.sock_arg = p;
+      break;
+    }
+  }
+  if (a.label) out.label = a.label;
+  return out;
+}
+
+/** The body fields after process/parent (field numbers >= 3), in a form Type.encode takes. */
+function shapeBody(shape: SensorShape): PProcessKprobe | PProcessTracepoint {
+  if (shape.kind === 'tracepoint') {
+    const b: PProcessTracepoint = { subsys: shape.subsys, event: shape.event };
+    if (shape.args.length) b.args = shape.args.map(argToProto);
+    b.policy_name = shape.policyName;
+    b.action = KPROBE_ACTION_POST;
+    if (shape.message) b.message = shape.message;
+    return b;
+  }
+  const b: PProcessKprobe = { function_name: shape.functionName };
+  if (shape.args.length) b.args = shape.args.map(argToProto);
+  if (shape.ret) b.return = argToProto(shape.ret);
+  b.action = KPROBE_ACTION_POST;
+  b.policy_name = shape.policyName;
+  if (shape.ret) b.return_action = KPROBE_ACTION_POST;
+  if (shape.message) b.message = shape.message;
+  return b;
+}
+
 /** The GetEventsResponse plain object for an event (fresh each call; callers may mutate it). */
-export function eventToProto(ev: RuntimeEvent): PGetEventsResponse {
+export function eventToProto(ev: RuntimeEvent): PEventResponse {
   const process = processToProto(ev.process);
   const parent = ev.parent ? processToProto(ev.parent) : undefined;
   const time = ts(ev.time);
-  if (ev.kind === 'exec') {
-    return { process_exec: parent ? { process, parent } : { process }, node_name: ev.nodeName, time };
+  switch (ev.kind) {
+    case 'exec':
+      return { process_exec: parent ? { process, parent } : { process }, node_name: ev.nodeName, time };
+    case 'exit': {
+      const body: PGetEventsResponse['process_exit'] = parent ? { process, parent } : { process };
+      if (ev.signal) body.signal = ev.signal;
+      if (ev.status) body.status = ev.status;
+      body.time = time;
+      return { process_exit: body, node_name: ev.nodeName, time };
+    }
+    default: {
+      const shape = sensorShape(ev);
+      const body = { ...(parent ? { process, parent } : { process }), ...shapeBody(shape) };
+      return shape.kind === 'kprobe' ? { process_kprobe: body, node_name: ev.nodeName, time } : { process_tracepoint: body, node_name: ev.nodeName, time };
+    }
   }
-  const body: PGetEventsResponse['process_exit'] = parent ? { process, parent } : { process };
-  if (ev.signal) body.signal = ev.signal;
-  if (ev.status) body.status = ev.status;
-  body.time = time;
-  return { process_exit: body, node_name: ev.nodeName, time };
 }
 
 /** Encodes a GetEventsResponse plain object. */
@@ -139,19 +265,49 @@ function writeTimestamp(w: protobuf.Writer, tag: number, t: WallTime): void {
   w.ldelim();
 }
 
+const TAG_KPROBE = (9 << 3) | 2;
+const TAG_TRACEPOINT = (10 << 3) | 2;
+
 /** Writes the GetEventsResponse of an event into w (from the cached Process encodings). */
 function writeEvent(w: protobuf.Writer, ev: RuntimeEvent): void {
-  w.uint32(ev.kind === 'exec' ? TAG_EXEC : TAG_EXIT).fork();
-  w.uint32(TAG_PROCESS).bytes(encodedProcess(ev.process));
-  if (ev.parent) w.uint32(TAG_PARENT).bytes(encodedProcess(ev.parent));
-  if (ev.kind === 'exit') {
-    if (ev.signal) w.uint32(TAG_SIGNAL).string(ev.signal);
-    if (ev.status) w.uint32(TAG_STATUS).uint32(ev.status);
-    writeTimestamp(w, TAG_EXIT_TIME, ev.time);
+  if (ev.kind === 'exec' || ev.kind === 'exit') {
+    w.uint32(ev.kind === 'exec' ? TAG_EXEC : TAG_EXIT).fork();
+    w.uint32(TAG_PROCESS).bytes(encodedProcess(ev.process));
+    if (ev.parent) w.uint32(TAG_PARENT).bytes(encodedProcess(ev.parent));
+    if (ev.kind === 'exit') {
+      if (ev.signal) w.uint32(TAG_SIGNAL).string(ev.signal);
+      if (ev.status) w.uint32(TAG_STATUS).uint32(ev.status);
+      writeTimestamp(w, TAG_EXIT_TIME, ev.time);
+    }
+    w.ldelim();
+  } else {
+    writeSensorBody(w, ev);
   }
-  w.ldelim();
   if (ev.nodeName) w.uint32(TAG_NODE_NAME).string(ev.nodeName);
   writeTimestamp(w, TAG_TIME, ev.time);
+}
+
+/**
+ * process_kprobe / process_tracepoint: the cached process encodings (fields 1
+ * and 2) then the rest through the message type, which writes fields in
+ * number order — the same bytes as encoding the whole body object.
+ */
+function writeSensorBody(w: protobuf.Writer, ev: SensorEvent): void {
+  const shape = sensorShape(ev);
+  const kprobe = shape.kind === 'kprobe';
+  w.uint32(kprobe ? TAG_KPROBE : TAG_TRACEPOINT).fork();
+  w.uint32(TAG_PROCESS).bytes(encodedProcess(ev.process));
+  if (ev.parent) w.uint32(TAG_PARENT).bytes(encodedProcess(ev.parent));
+  bodyType(kprobe).encode(shapeBody(shape), w);
+  w.ldelim();
+}
+
+let kprobeType: protobuf.Type | undefined;
+let tracepointType: protobuf.Type | undefined;
+
+function bodyType(kprobe: boolean): protobuf.Type {
+  if (kprobe) return (kprobeType ??= tetragonTypes().type('ProcessKprobe'));
+  return (tracepointType ??= tetragonTypes().type('ProcessTracepoint'));
 }
 
 /**

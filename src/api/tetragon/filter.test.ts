@@ -7,6 +7,7 @@ import { parseLabelSelector } from './labels';
 import { eventToProto } from './encode';
 import type { PGetEventsRequest } from './protos';
 import { compileRe2, Re2Error } from './re2';
+import { dnsEvent, fileEvent, netEvent, syscallEvent } from './sensorkit';
 import { makeExec, makeExecId, makeExit, makeProcess, xwingPod } from './testkit';
 
 const curl = makeExec(makeProcess({ binary: '/usr/bin/curl', arguments: 'https://x', pod: xwingPod(), docker: '551e161c47d8ff0eb665438a7bcd5b4' }));
@@ -142,4 +143,22 @@ test('field filters: include keeps only the named paths of the body, exclude win
   const labels = ev.process.pod?.labels;
   compileFieldFilters([{ fields: { paths: ['process.pod.pod_labels.org'] }, action: 1 }])?.apply(eventToProto(ev));
   assert.equal(labels?.org, 'alliance');
+});
+
+test('sensor events: event_set (kprobe 9, tracepoint 10), policy_names, process fields', () => {
+  const evs = [fileEvent(), netEvent(), dnsEvent(), syscallEvent(), hostLs];
+  assert.deepEqual(run({ allow_list: [{ event_set: [9] }] }, evs), [true, true, true, false, false]);
+  assert.deepEqual(run({ allow_list: [{ event_set: [10] }] }, evs), [false, false, false, true, false]);
+  assert.deepEqual(run({ allow_list: [{ policy_names: ['tetrahub-net', 'tetrahub-syscall'] }] }, evs), [false, true, false, true, false]);
+  assert.deepEqual(run({ allow_list: [{ policy_names: [''] }] }, evs), [false, false, false, false, false]);
+  assert.deepEqual(run({ allow_list: [{ binary_regex: ['/(cat|dig)$'] }] }, evs), [true, false, true, false, false]);
+  assert.deepEqual(run({ deny_list: [{ event_set: [9] }] }, evs), [false, false, false, true, true]);
+});
+
+test('field filters apply to kprobe and tracepoint bodies', () => {
+  const ff = compileFieldFilters([{ event_set: [9], fields: { paths: ['function_name', 'args'] }, action: 0 }])!;
+  const kp = ff.apply(eventToProto(fileEvent())) as Record<string, Record<string, unknown>>;
+  assert.deepEqual(Object.keys(kp.process_kprobe).sort(), ['args', 'function_name']);
+  const tp = ff.apply(eventToProto(syscallEvent())) as Record<string, Record<string, unknown>>;
+  assert.ok(tp.process_tracepoint.process, 'other event types untouched');
 });

@@ -10,7 +10,7 @@
 // FilterError naming the request field, which the server turns into
 // INVALID_ARGUMENT.
 import type { ProcessInfo, RuntimeEvent } from '../../model/event';
-import { inInitTree } from './json';
+import { inInitTree, SENSOR_POLICY } from './json';
 import { LabelSelectorError, parseLabelSelector, type LabelMatcher } from './labels';
 import { EventType, type PFilter, type PGetEventsRequest } from './protos';
 import { compileRe2, Re2Error } from './re2';
@@ -38,8 +38,23 @@ export interface CompiledEventFilter {
 /** Bound on exec_ids remembered per pid_set filter; oldest are forgotten first. */
 export const PID_SET_TRACK_LIMIT = 65536;
 
+/** The GetEventsResponse member the event is sent as (see json.ts: sensor events are kprobes / tracepoints). */
 function eventType(ev: RuntimeEvent): number {
-  return ev.kind === 'exec' ? EventType.PROCESS_EXEC : EventType.PROCESS_EXIT;
+  switch (ev.kind) {
+    case 'exec':
+      return EventType.PROCESS_EXEC;
+    case 'exit':
+      return EventType.PROCESS_EXIT;
+    case 'syscall':
+      return EventType.PROCESS_TRACEPOINT;
+    default:
+      return EventType.PROCESS_KPROBE;
+  }
+}
+
+/** policy_name of the event; exec and exit come from the base sensor and carry none. */
+function policyName(ev: RuntimeEvent): string {
+  return ev.kind === 'exec' || ev.kind === 'exit' ? '' : SENSOR_POLICY[ev.kind];
 }
 
 function regexes(list: string[], field: string): RegExp[] {
@@ -173,8 +188,11 @@ function compileOne(f: PFilter, where: string): CompiledFilter {
     });
   }
   if (set(f.policy_names)) {
-    // Exec and exit events come from the base sensor and carry no policy name.
-    preds.push(() => false);
+    const names = new Set(f.policy_names);
+    preds.push((ev) => {
+      const name = policyName(ev);
+      return name !== '' && names.has(name);
+    });
   }
   if (set(f.parent_binary_regex)) {
     const res = regexes(f.parent_binary_regex, field('parent_binary_regex'));

@@ -5,6 +5,7 @@ import { encodeEvent } from './encode';
 import { eventToTetragonJson } from './json';
 import { decodeTetragonResponseJson } from './protojson';
 import { tetragonTypes } from './protos';
+import { dnsEvent, dnsResponse, fileEvent, netEvent, syscallEvent } from './sensorkit';
 import { example61, makeExec, makeExit, makeProcess, xwingPod } from './testkit';
 
 test('wire bytes → protojson equals the JSON built from the model', () => {
@@ -47,4 +48,28 @@ test('kprobe events: oneof zero values, enums, 64-bit strings, wrappers (the §6
     time: '2023-10-06T22:03:57.700Z',
   });
   assert.equal(formatCompact(j, { color: false, timestamps: false }), '📚 read    n1 /usr/bin/cat /etc/passwd');
+});
+
+test('sensor events: wire bytes → protojson equals the JSON built from the model', () => {
+  const parent = makeProcess({ pid: 1, binary: '/sbin/init' });
+  const p = makeProcess({ pod: xwingPod(), parentExecId: parent.execId });
+  const evs = [
+    fileEvent({}, p, parent),
+    fileEvent({ ret: -13, truncated: true, mode: 0o644, flags: 0o100 }),
+    fileEvent({ op: 'close', syscall: 'close', ret: 0, bytesRead: 0, bytesWritten: 0 }),
+    fileEvent({ syscall: '', ret: 9, bytesRead: 3, bytesWritten: 4 }),
+    fileEvent({ op: 'chown', syscall: 'chown', uid: 0, gid: 0, ret: 0 }),
+    fileEvent({ op: 'mount', syscall: 'mount', path: '', path2: '/mnt', ret: 0 }),
+    netEvent({}, p, parent),
+    netEvent({ op: 'close', state: 'TCP_FIN_WAIT2', bytesSent: 0, bytesReceived: 2 ** 33, socketCookie: 0n }),
+    netEvent({ op: 'receive', protocol: 'udp', family: 6, saddr: '::1', daddr: '::1', state: undefined, direction: 'ingress' }),
+    dnsEvent({}, p),
+    dnsResponse(),
+    syscallEvent({}, p, parent),
+    syscallEvent({ args: [2n ** 64n - 1n, 0n, 0n, 0n, 0n, 0n], ret: -1 }),
+    syscallEvent({ count: 7, args: [], ret: undefined }),
+  ];
+  for (const ev of evs) {
+    assert.deepEqual(decodeTetragonResponseJson(encodeEvent(ev)), JSON.parse(JSON.stringify(eventToTetragonJson(ev))), ev.kind);
+  }
 });

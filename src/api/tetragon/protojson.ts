@@ -1,6 +1,6 @@
 // GetEventsResponse (as decoded from the wire) → the protojson object tetra
 // prints, for any event kind, by walking the proto descriptors. json.ts builds
-// the same shape straight from the internal model (faster, exec/exit only);
+// the same shape straight from the internal model (faster; every kind the agent emits);
 // this one serves clients of the gRPC stream (our CLI's `-o json`) and keeps
 // the two paths honest in tests.
 import * as protobuf from 'protobufjs';

@@ -309,6 +309,15 @@ export class CiliumMaps extends EventEmitter {
   }
 
   /**
+   * The fd of a map that passed the checks (valid until the next change
+   * event for it), for handing the map to the kernel, e.g. as an inner map
+   * of our own programs. Never pass it to anything that writes.
+   */
+  mapFd(name: CiliumMapName): number | undefined {
+    return this.opened.get(name)?.map.fd;
+  }
+
+  /**
    * Identity of an address by longest-prefix match in the ipcache. Addresses
    * no entry covers (or without Cilium) get the world identity by rule.
    * undefined only for text that is not an IP address or a failed kernel lookup.

@@ -17,7 +17,7 @@ export interface ProcessKeyed {
 }
 
 export interface ResolverCounters {
-  /** Records matched to their exact image (exec_id). */
+  /** Records matched without falling back: their exact image (exec_id), or the pid's current image when the kernel had no image key. */
   exact: number;
   /** Records that fell back to the pid's current image. */
   current: number;

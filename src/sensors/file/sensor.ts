@@ -309,7 +309,7 @@ export class FileSensor implements Sensor {
     }
     if (this.opts.trackIo) {
       const key = `${r.pid}:${r.op === 'open' ? r.ret : r.fd}`;
-      if (r.op === 'open' && r.ret >= 0 && r.nr !== NO_SYSCALL) this.openPaths.set(key, { path: p, openKtime: r.ktime });
+      if (r.op === 'open' && r.ret >= 0 && r.nr !== NO_SYSCALL && this.openPaths.size < this.opts.fdMapEntries) this.openPaths.set(key, { path: p, openKtime: r.ktime });
       else if (r.op === 'close' && r.nr !== NO_SYSCALL) this.openPaths.delete(key);
     }
     this.out.push(ev as unknown as BusItem); // FileEvent joins BusItem when the adapters encode it
@@ -333,12 +333,14 @@ export class FileSensor implements Sensor {
     if (!fds || !this.resolver) return;
     const now = this.d.native.clocks().boottime;
     const seen = new Set<string>();
+    const tracked = new Set<string>();
     const reports: FileRecord[] = [];
     for (const k of fds.keys()) {
       const key = decodeFdKey(k);
       const v = fds.lookup(k);
       const io = v ? decodeFdIo(v) : null;
       if (!key || !io) continue;
+      tracked.add(`${key.tgid}:${key.fd}`);
       const id = `${key.tgid}:${key.fd}:${io.openKtime}`;
       const total = io.bytesRead + io.bytesWritten;
       const alive = fs.existsSync(`/proc/${key.tgid}`);
@@ -381,6 +383,8 @@ export class FileSensor implements Sensor {
       });
     }
     for (const id of this.reported.keys()) if (!seen.has(id)) this.reported.delete(id);
+    // Files closed without I/O have no close record: forget them here.
+    for (const pk of this.openPaths.keys()) if (!tracked.has(pk)) this.openPaths.delete(pk);
     if (reports.length) {
       this.n.ioReports += reports.length;
       this.resolver.push(reports);

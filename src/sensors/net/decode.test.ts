@@ -21,6 +21,10 @@ import {
   TH_NET_F_FIRST,
   TH_NET_F_INGRESS,
   TH_NET_F_NOPROC,
+  TH_NET_ID_D_IPCACHE,
+  TH_NET_ID_MAP_IPCACHE,
+  TH_NET_ID_MAP_LXC,
+  TH_NET_ID_S_LXC,
   TH_NET_REC_ACCEPT,
   TH_NET_REC_CLOSE,
   TH_NET_REC_CONNECT,
@@ -143,7 +147,7 @@ test('malformed records are skipped and counted, the rest still decode', () => {
 test('broken framing drops the rest of the batch', () => {
   const good = encodeNet({ type: TH_NET_REC_CONNECT, family: 2, protocol: 6, saddr: v4('1.1.1.1'), sport: 1, daddr: v4('2.2.2.2'), dport: 2 });
   const batch = frameBatch([good, good]);
-  batch.writeUInt32LE(100000, 8 + 112); // second frame claims more than the batch
+  batch.writeUInt32LE(100000, 8 + th_net.SIZE); // second frame claims more than the batch
   const out: NetKernelRecord[] = [];
   const errors = newDecodeErrors();
   decodeBatch(batch, 2, out, errors);
@@ -178,4 +182,30 @@ test('stats are summed over CPUs, cfg and UDP keys round-trip', () => {
 test('no-process flag', () => {
   const { out } = decode([encodeNet({ type: TH_NET_REC_CLOSE, flags: TH_NET_F_NOPROC, family: 2, protocol: 6, saddr: v4('1.1.1.1'), sport: 1, daddr: v4('2.2.2.2'), dport: 2 })]);
   assert.equal((out[0] as NetRecord).noProc, true);
+});
+
+test('Cilium identities and endpoint ids of both ends decode', () => {
+  const flags = TH_NET_ID_MAP_IPCACHE | TH_NET_ID_MAP_LXC | TH_NET_ID_S_LXC | TH_NET_ID_D_IPCACHE;
+  const { out, errors } = decode([
+    encodeNet({ type: TH_NET_REC_CONNECT, family: 2, protocol: 6, saddr: v4('10.0.1.5'), sport: 40000, daddr: v4('10.0.2.9'), dport: 5432, sIdentity: 54321, dIdentity: 0x01000007, sEndpoint: 1234, dEndpoint: 0, idFlags: flags }),
+    encodeNet({ type: TH_NET_REC_CONNECT, family: 2, protocol: 6, saddr: v4('1.1.1.1'), sport: 1, daddr: v4('2.2.2.2'), dport: 2 }),
+  ]);
+  assert.deepEqual(errors, newDecodeErrors());
+  const r = out[0] as NetRecord;
+  assert.equal(r.sIdentity, 54321);
+  assert.equal(r.dIdentity, 0x01000007, 'local-scope (CIDR) identities keep their scope bits');
+  assert.equal(r.sEndpoint, 1234);
+  assert.equal(r.dEndpoint, 0);
+  assert.equal(r.idFlags, flags);
+  const none = out[1] as NetRecord;
+  assert.deepEqual([none.sIdentity, none.dIdentity, none.sEndpoint, none.dEndpoint, none.idFlags], [0, 0, 0, 0, 0]);
+});
+
+test('records of the previous layout (version 1, 112 bytes) are refused, not misread', () => {
+  const old = encodeNet({ type: TH_NET_REC_CONNECT, family: 2, protocol: 6, saddr: v4('1.1.1.1'), sport: 1, daddr: v4('2.2.2.2'), dport: 2 }).subarray(0, 112);
+  old.writeUInt8(1, th_net.hdr_version);
+  old.writeUInt32LE(112, th_net.hdr_size);
+  const { out, errors } = decode([old]);
+  assert.equal(out.length, 0);
+  assert.equal(errors.badVersion, 1);
 });

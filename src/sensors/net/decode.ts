@@ -65,6 +65,18 @@ export interface NetRecord {
   /** UDP only: raw daddr bytes (16), for keying the kernel's UDP flow. */
   daddrRaw?: Buffer;
   familyRaw: number;
+  /**
+   * Cilium identity of the local / remote address from the kernel lookup;
+   * 0 = none (see idFlags). Always set by the decoder; optional so that
+   * records built elsewhere (tests, synthetic) mean "no lookup".
+   */
+  sIdentity?: number;
+  dIdentity?: number;
+  /** Cilium endpoint id (cilium_lxc) of the local / remote address; 0 = not a local endpoint. */
+  sEndpoint?: number;
+  dEndpoint?: number;
+  /** TH_NET_ID_* bits: which map gave each identity, which maps were attached. */
+  idFlags?: number;
 }
 
 export type NetKernelRecord = NetRecord | DnsPacketRecord;
@@ -186,6 +198,11 @@ function decodeNet(type: NetRecordType, b: Buffer, dv: DataView, rec: number): N
     dport: dv.getUint16(rec + th_net.dport, true),
     packets: dv.getUint32(rec + th_net.packets, true),
     familyRaw,
+    sIdentity: dv.getUint32(rec + th_net.s_identity, true),
+    dIdentity: dv.getUint32(rec + th_net.d_identity, true),
+    sEndpoint: dv.getUint16(rec + th_net.s_endpoint, true),
+    dEndpoint: dv.getUint16(rec + th_net.d_endpoint, true),
+    idFlags: dv.getUint8(rec + th_net.id_flags),
   };
   if (type === 'udp') r.daddrRaw = Buffer.from(b.subarray(rec + th_net.daddr, rec + th_net.daddr + 16));
   if (flags & TH_NET_F_BYTES) {

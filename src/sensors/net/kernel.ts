@@ -17,6 +17,7 @@ import type { BpfLink, BpfMap, BpfObject, NativeBinding, RingConsumer } from '..
 import type { LossNotice } from '../../model/event';
 import type { DnsPacketRecord } from '../dns/decode';
 import { repoRoot } from '../../kernel/native';
+import type { CiliumIdentity } from './identity';
 import {
   decodeBatch,
   decodeStats,
@@ -45,6 +46,11 @@ export interface NetKernelDeps {
   log: Logger;
   /** Compiled object; default bpf/.output/net.bpf.o in the package. */
   objectPath?: string;
+  /**
+   * Cilium identities (startCiliumIdentity): the object's identity slots are
+   * handed to it after every load; NetSensor resolves records through it.
+   */
+  identity?: CiliumIdentity;
 }
 
 export interface NetKernelOptions {
@@ -188,6 +194,11 @@ export class NetKernel {
     return this.obj !== undefined;
   }
 
+  /** The Cilium identity source the object's lookups follow, if any. */
+  get identity(): CiliumIdentity | undefined {
+    return this.d.identity;
+  }
+
   get socketMapCapacity(): number {
     return this.opts.socketMapEntries ?? TH_NET_SOCKS_DEFAULT_ENTRIES;
   }
@@ -316,11 +327,13 @@ export class NetKernel {
         th_net_socks: this.socketMapCapacity,
         th_net_udp: this.udpFlowCapacity,
       },
-      rodata: { agent_tgid: process.pid },
+      rodata: { agent_tgid: process.pid, ...this.d.identity?.rodata() },
     });
     this.obj = obj;
     try {
       obj.load();
+      // Before the hooks: the first records already see Cilium's maps.
+      this.d.identity?.bindKernel({ map: (name) => this.map(name) });
       this.attachAll(COMMON_HOOKS, this.common, this.commonNotes);
       this.writeCfg();
       this.consumer = native.createRingConsumer([this.map('th_net_events')], {
@@ -408,6 +421,7 @@ export class NetKernel {
   }
 
   private unload(): void {
+    this.d.identity?.unbindKernel();
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.statsTimer = undefined;
     if (this.obj) this.pollStats();

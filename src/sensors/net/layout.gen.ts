@@ -3,7 +3,7 @@
 
 /* eslint-disable */
 
-export const TH_NET_LAYOUT_VERSION = 1;
+export const TH_NET_LAYOUT_VERSION = 2;
 export const TH_NET_REC_BASE = 16;
 export const TH_NET_REC_CONNECT = 16;
 export const TH_NET_REC_ACCEPT = 17;
@@ -17,6 +17,14 @@ export const TH_NET_F_NOPROC = 0x2;
 export const TH_NET_F_FIRST = 0x4;
 export const TH_NET_F_BYTES = 0x8;
 export const TH_NET_F_TUPLE_STASH = 0x10;
+export const TH_NET_ID_S_LXC = 0x1;
+export const TH_NET_ID_S_IPCACHE = 0x2;
+export const TH_NET_ID_S_HOST = 0x4;
+export const TH_NET_ID_D_LXC = 0x8;
+export const TH_NET_ID_D_IPCACHE = 0x10;
+export const TH_NET_ID_D_HOST = 0x20;
+export const TH_NET_ID_MAP_IPCACHE = 0x40;
+export const TH_NET_ID_MAP_LXC = 0x80;
 export const TH_DNS_F_EGRESS = 0x1;
 export const TH_DNS_F_TRUNC = 0x2;
 export const TH_DNS_F_NOPROC = 0x4;
@@ -46,7 +54,7 @@ export interface StructLayout {
 
 /** struct th_net: byte offsets of its members (nested members flattened as outer_inner), SIZE = sizeof. */
 export const th_net = {
-  SIZE: 112,
+  SIZE: 128,
   hdr: 0,
   hdr_type: 0,
   hdr_version: 1,
@@ -70,6 +78,13 @@ export const th_net = {
   state: 79,
   saddr: 80,
   daddr: 96,
+  s_identity: 112,
+  d_identity: 116,
+  s_endpoint: 120,
+  d_endpoint: 122,
+  id_flags: 124,
+  pad0: 125,
+  pad1: 126,
 } as const;
 
 /** struct th_dns: byte offsets of its members (nested members flattened as outer_inner), SIZE = sizeof. */
@@ -153,7 +168,7 @@ export const th_net_stats = {
 /** Full layouts, for tests and tools. */
 export const LAYOUTS: Readonly<Record<string, StructLayout>> = {
   th_net: {
-    size: 112,
+    size: 128,
     align: 8,
     fields: {
       hdr: { offset: 0, size: 16, type: 'th_hdr', count: 1 },
@@ -174,6 +189,13 @@ export const LAYOUTS: Readonly<Record<string, StructLayout>> = {
       state: { offset: 79, size: 1, type: 'u8', count: 1 },
       saddr: { offset: 80, size: 16, type: 'u8', count: 16 },
       daddr: { offset: 96, size: 16, type: 'u8', count: 16 },
+      s_identity: { offset: 112, size: 4, type: 'u32', count: 1 },
+      d_identity: { offset: 116, size: 4, type: 'u32', count: 1 },
+      s_endpoint: { offset: 120, size: 2, type: 'u16', count: 1 },
+      d_endpoint: { offset: 122, size: 2, type: 'u16', count: 1 },
+      id_flags: { offset: 124, size: 1, type: 'u8', count: 1 },
+      pad0: { offset: 125, size: 1, type: 'u8', count: 1 },
+      pad1: { offset: 126, size: 2, type: 'u16', count: 1 },
     },
   },
   th_dns: {

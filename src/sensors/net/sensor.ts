@@ -9,9 +9,11 @@ import type { DnsNameCache } from '../../enrich/dns/cache';
 import type { ProcessCache } from '../../enrich/process/cache';
 import type { BootClock } from '../../enrich/process/clock';
 import type { NativeBinding } from '../../kernel/types';
-import type { BusItem, NetEvent, NetOp } from '../../model/event';
+import type { BusItem, EndpointInfo, NetEvent, NetOp } from '../../model/event';
 import type { Sensor } from '../sensor';
 import { decodeUdpFlow, decodeUdpKey, encodeUdpKey, tcpStateName, type NetKernelRecord, type NetRecord } from './decode';
+import type { EndpointQuery } from './endpoint';
+import type { CiliumIdentity } from './identity';
 import { NetConfigError, NetKernel, type NetKernelOptions } from './kernel';
 import { ProcessResolver } from './process';
 
@@ -28,6 +30,11 @@ export interface NetSensorDeps {
   kernel?: NetKernel;
   /** Fills NetEvent.destinationNames; share it with DnsSensor. */
   dnsNames?: DnsNameCache;
+  /**
+   * Fills NetEvent.source / destination (startCiliumIdentity). Default: the
+   * shared kernel's. Without one, events carry no endpoints.
+   */
+  identity?: CiliumIdentity;
 }
 
 export interface NetSensorOptions extends NetKernelOptions {
@@ -48,8 +55,22 @@ export function validateNetSensorOptions(o: NetSensorOptions): void {
 
 const PROTO: Record<number, 'tcp' | 'udp'> = { 6: 'tcp', 17: 'udp' };
 
-/** Builds the NetEvent of one kernel record (process resolved by the caller). */
-export function toNetEvent(r: NetRecord, base: Pick<NetEvent, 'time' | 'nodeName' | 'process' | 'parent'>, names?: DnsNameCache): NetEvent {
+/** Resolves a record's ends to Cilium endpoints (CiliumIdentity fits); synchronous, caches only. */
+export interface EndpointsOf {
+  resolve(q: EndpointQuery): { source: EndpointInfo; destination?: EndpointInfo };
+}
+
+/**
+ * Builds the NetEvent of one kernel record (process resolved by the caller).
+ * With `endpoints`, source (local end) and destination (remote end) carry
+ * the Cilium identities the kernel looked up, with cached labels.
+ */
+export function toNetEvent(
+  r: NetRecord,
+  base: Pick<NetEvent, 'time' | 'nodeName' | 'process' | 'parent'>,
+  names?: DnsNameCache,
+  endpoints?: EndpointsOf,
+): NetEvent {
   let op: NetOp;
   let direction: NetEvent['direction'];
   switch (r.type) {
@@ -100,6 +121,11 @@ export function toNetEvent(r: NetRecord, base: Pick<NetEvent, 'time' | 'nodeName
     const n = names.lookup(r.daddr);
     if (n) ev.destinationNames = n;
   }
+  if (endpoints) {
+    const e = endpoints.resolve(r);
+    ev.source = e.source;
+    if (e.destination) ev.destination = e.destination;
+  }
   return ev;
 }
 
@@ -109,11 +135,14 @@ const FIRST_RECORD_GRACE_NS = 2_000_000_000n;
 interface FlowSeen {
   packets: number;
   bytes: number;
+  /** Kernel identities of the flow's FIRST record (the sweep has no kernel lookup of its own). */
+  ids?: Pick<NetRecord, 'sIdentity' | 'dIdentity' | 'sEndpoint' | 'dEndpoint' | 'idFlags'>;
 }
 
 export class NetSensor implements Sensor {
   readonly name = 'net';
   private readonly kernel: NetKernel;
+  private readonly identity?: CiliumIdentity;
   private readonly procs: ProcessResolver;
   private readonly opts: Required<Pick<NetSensorOptions, 'udpReportMs' | 'udpIdleMs'>>;
   private state: SensorStatus = { name: 'net', state: 'off', hooks: [] };
@@ -130,7 +159,12 @@ export class NetSensor implements Sensor {
     validateNetSensorOptions(opts);
     this.opts = { udpReportMs: opts.udpReportMs ?? 10_000, udpIdleMs: opts.udpIdleMs ?? 60_000 };
     this.procs = new ProcessResolver(d.cache, d.clock);
-    this.kernel = d.kernel ?? new NetKernel({ native: d.native, bus: d.bus, clock: d.clock, config: d.config, log: d.log, objectPath: d.objectPath }, opts);
+    this.kernel = d.kernel ?? new NetKernel({ native: d.native, bus: d.bus, clock: d.clock, config: d.config, log: d.log, objectPath: d.objectPath, identity: d.identity }, opts);
+    this.identity = d.identity ?? this.kernel.identity;
+    if (d.identity && d.kernel && d.kernel.identity !== d.identity) {
+      // The kernel's lookups follow its own source; records would be resolved against another one.
+      throw new NetConfigError('NetSensor: identity differs from the shared kernel\'s; give it to the NetKernel only');
+    }
   }
 
   async start(): Promise<void> {
@@ -170,7 +204,10 @@ export class NetSensor implements Sensor {
   }
 
   status(): SensorStatus {
-    return this.state;
+    const st = this.state;
+    if (!this.identity || (st.state !== 'running' && st.state !== 'fallback')) return st;
+    // Cilium comes and goes while we run: describe it now, not as it was at start.
+    return { ...st, note: [st.note, this.identity.describe()].filter(Boolean).join('; ') };
   }
 
   counters(): Record<string, number> {
@@ -198,6 +235,7 @@ export class NetSensor implements Sensor {
       net_udp_count_reports: this.c.udpReports,
       net_udp_flows_forgotten: this.c.udpFlowsForgotten,
       net_udp_sweep_errors: this.c.udpSweepErrors,
+      ...this.identity?.counters(),
     };
   }
 
@@ -209,12 +247,14 @@ export class NetSensor implements Sensor {
       if (r.type === 'dns') continue;
       const p = this.procs.resolve(r.noProc ? 0 : r.tgid, r.procKtime);
       if (p.unknown) this.c.noProcess++;
+      const ev = toNetEvent(r, { time: clock.toWall(r.ktime), nodeName: config.nodeName, process: p.process, parent: p.parent }, dnsNames, this.identity);
       if (r.type === 'udp' && r.first) {
         // The kernel reported this flow's first datagram: the sweeper counts from there.
         const key = encodeUdpKey(r.cookie, r.familyRaw, r.daddrRaw ?? Buffer.alloc(16), r.dport, r.ingress ? 1 : 0).toString('hex');
-        this.flowSeen.set(key, { packets: 1, bytes: (r.ingress ? r.bytesReceived : r.bytesSent) ?? 0 });
+        const ids = { sIdentity: r.sIdentity, dIdentity: r.dIdentity, sEndpoint: r.sEndpoint, dEndpoint: r.dEndpoint, idFlags: r.idFlags };
+        this.flowSeen.set(key, { packets: 1, bytes: (r.ingress ? r.bytesReceived : r.bytesSent) ?? 0, ids });
       }
-      out.push(toNetEvent(r, { time: clock.toWall(r.ktime), nodeName: config.nodeName, process: p.process, parent: p.parent }, dnsNames));
+      out.push(ev);
     }
     this.publish(out);
   }
@@ -291,6 +331,12 @@ export class NetSensor implements Sensor {
         }
         const names = this.d.dnsNames?.lookup(key.peer);
         if (names) ev.destinationNames = names;
+        if (this.identity) {
+          // FIRST record lost (no ids): rules and caches only.
+          const e = this.identity.resolve({ tgid: flow.tgid, family: key.family, saddr: ev.saddr, daddr: key.peer, netns: flow.netns, ...seen.ids });
+          ev.source = e.source;
+          if (e.destination) ev.destination = e.destination;
+        }
         out.push(ev);
         this.c.udpReports++;
       }
@@ -300,7 +346,7 @@ export class NetSensor implements Sensor {
         this.c.udpFlowsForgotten++;
         continue;
       }
-      this.flowSeen.set(hex, { packets: flow.packets, bytes: flow.bytes });
+      this.flowSeen.set(hex, { packets: flow.packets, bytes: flow.bytes, ids: seen.ids });
       live.add(hex);
     }
     // Flows the kernel evicted (LRU) or deleted are gone for good.

@@ -22,6 +22,11 @@ export interface NetInput {
   dport: number;
   bytesSent?: bigint;
   bytesReceived?: bigint;
+  sIdentity?: number;
+  dIdentity?: number;
+  sEndpoint?: number;
+  dEndpoint?: number;
+  idFlags?: number;
 }
 
 function addr16(b: Buffer): Buffer {
@@ -53,6 +58,11 @@ export function encodeNet(e: NetInput): Buffer {
   b.writeUInt8(e.state ?? 0, th_net.state);
   addr16(e.saddr).copy(b, th_net.saddr);
   addr16(e.daddr).copy(b, th_net.daddr);
+  b.writeUInt32LE(e.sIdentity ?? 0, th_net.s_identity);
+  b.writeUInt32LE(e.dIdentity ?? 0, th_net.d_identity);
+  b.writeUInt16LE(e.sEndpoint ?? 0, th_net.s_endpoint);
+  b.writeUInt16LE(e.dEndpoint ?? 0, th_net.d_endpoint);
+  b.writeUInt8(e.idFlags ?? 0, th_net.id_flags);
   return b;
 }
 
