@@ -71,7 +71,7 @@ export interface ProcessInfo {
   refcnt: number;
 }
 
-export type EventKind = 'exec' | 'exit' | 'file' | 'net' | 'dns' | 'syscall';
+export type EventKind = 'exec' | 'exit' | 'file' | 'net' | 'dns' | 'syscall' | 'policy';
 
 interface EventBase {
   kind: EventKind;
@@ -198,9 +198,75 @@ export interface SyscallEvent extends EventBase {
   count?: number;
 }
 
-/** Events of the file/network/DNS/syscall sensors. */
-export type SensorEvent = FileEvent | NetEvent | DnsEvent | SyscallEvent;
-export type RuntimeEvent = ExecEvent | ExitEvent | FileEvent | NetEvent | DnsEvent | SyscallEvent;
+/** A socket as policy events and Tetragon's sock_arg describe it. */
+export interface PolicySock {
+  family: string; // "AF_INET" | "AF_INET6"
+  type: string; // "SOCK_STREAM" | "SOCK_DGRAM" | ""
+  protocol: string; // "IPPROTO_TCP" | "IPPROTO_UDP" | ""
+  saddr: string;
+  daddr: string;
+  sport: number;
+  dport: number;
+  cookie?: bigint;
+  state?: string;
+}
+
+/** One typed argument of a policy hook (Tetragon's KprobeArgument before encoding; 64-bit values as bigint). */
+export type PolicyArg = { label?: string } & (
+  | { t: 'int'; v: number }
+  | { t: 'uint'; v: number }
+  | { t: 'size'; v: bigint }
+  | { t: 'long'; v: bigint }
+  | { t: 'string'; v: string }
+  | { t: 'bytes'; v: Uint8Array; truncated?: boolean }
+  | { t: 'file' | 'path'; path: string; truncated?: boolean; permission?: string; flags?: string }
+  | { t: 'sock'; sock: PolicySock }
+  | { t: 'sockaddr'; family: string; addr: string; port: number }
+  | { t: 'cred'; uid: number; gid: number; euid: number; egid: number }
+  | { t: 'capability'; value: number; name: string }
+  | { t: 'linux_binprm'; path: string }
+);
+
+/** What a policy's action did (or, in monitor mode, would have done). */
+export type PolicyAction = 'post' | 'nopost' | 'sigkill' | 'signal' | 'override' | 'notify_enforcer';
+
+/** An event produced by a TracingPolicy hook: process_kprobe / process_tracepoint / process_lsm on the Tetragon API. */
+export interface PolicyEvent extends EventBase {
+  kind: 'policy';
+  hook: 'kprobe' | 'tracepoint' | 'lsm' | 'uprobe';
+  /** kprobe/lsm: the call as written in the policy (e.g. "sys_execve", "security_file_open"). */
+  functionName: string;
+  /** tracepoint hooks only. */
+  subsys?: string;
+  event?: string;
+  args: PolicyArg[];
+  ret?: PolicyArg;
+  policyName: string;
+  policyNamespace?: string;
+  /** Strongest action the matching selector took: sigkill/override/... over post. */
+  action: PolicyAction;
+  /** Return-side action (matchReturnActions), when there was one. */
+  returnAction?: PolicyAction;
+  /** Enforcement done in the kernel (or, with monitor=true, only audited). */
+  enforcement?: { kind: 'killed' | 'signaled' | 'denied'; monitor: boolean; signal?: number; errno?: number };
+  message?: string;
+  tags?: string[];
+  /** Connect-type hooks: the peer, so Hubble renders an L3/L4 flow (DROPPED when denied, AUDIT in monitor mode). */
+  net?: {
+    protocol: 'tcp' | 'udp';
+    family: 4 | 6;
+    saddr: string;
+    sport: number;
+    daddr: string;
+    dport: number;
+    source?: EndpointInfo;
+    destination?: EndpointInfo;
+  };
+}
+
+/** Events shaped as process_kprobe / process_tracepoint: the file/network/DNS/syscall sensors and policy hooks. */
+export type SensorEvent = FileEvent | NetEvent | DnsEvent | SyscallEvent | PolicyEvent;
+export type RuntimeEvent = ExecEvent | ExitEvent | FileEvent | NetEvent | DnsEvent | SyscallEvent | PolicyEvent;
 
 /** Loss notices travel the bus beside events so that every API can report them. */
 export type LossSource = 'kernel_ring' | 'subscriber_queue' | 'history_ring';

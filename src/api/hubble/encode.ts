@@ -274,6 +274,8 @@ export function eventSummary(ev: RuntimeEvent): string {
       return dnsSummary(ev);
     case 'syscall':
       return syscallSummary(ev);
+    case 'policy':
+      return words(ev.hook, p.binary, ev.functionName, ev.enforcement ? `${ev.enforcement.monitor ? 'would be ' : ''}${ev.enforcement.kind}` : undefined, `(policy ${ev.policyName})`);
   }
 }
 

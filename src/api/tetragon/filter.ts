@@ -54,7 +54,7 @@ function eventType(ev: RuntimeEvent): number {
 
 /** policy_name of the event; exec and exit come from the base sensor and carry none. */
 function policyName(ev: RuntimeEvent): string {
-  return ev.kind === 'exec' || ev.kind === 'exit' ? '' : SENSOR_POLICY[ev.kind];
+  return ev.kind === 'exec' || ev.kind === 'exit' ? '' : ev.kind === 'policy' ? ev.policyName : SENSOR_POLICY[ev.kind];
 }
 
 function regexes(list: string[], field: string): RegExp[] {

@@ -8,7 +8,7 @@
 // print whenever set even when 0/false, 64-bit integers are strings, enums are
 // names, timestamps are RFC 3339 UTC with 0/3/6/9 fraction digits.
 import { constants as osConstants } from 'node:os';
-import type { DnsEvent, FileEvent, NetEvent, PodInfo, ProcessInfo, RuntimeEvent, SensorEvent, SyscallEvent, WallTime } from '../../model/event';
+import type { DnsEvent, FileEvent, NetEvent, PodInfo, ProcessInfo, PolicyArg, PolicyEvent, RuntimeEvent, SensorEvent, SyscallEvent, WallTime } from '../../model/event';
 
 export type JsonPrimitive = string | number | boolean | null;
 export type JsonValue = JsonPrimitive | JsonValue[] | JsonObject;
@@ -379,7 +379,7 @@ export function eventToTetragonJson(ev: RuntimeEvent): TetragonJsonEvent {
 /** Tetragon's syscall function prefix on x86_64 (the only ABI the sensors read). */
 export const SYSCALL_PREFIX = '__x64_sys_';
 
-export const SENSOR_POLICY: Record<SensorEvent['kind'], string> = {
+export const SENSOR_POLICY: Record<Exclude<SensorEvent['kind'], 'policy'>, string> = {
   file: 'tetrahub-file',
   net: 'tetrahub-net',
   dns: 'tetrahub-dns',
@@ -720,7 +720,21 @@ export function sensorShape(ev: SensorEvent): SensorShape {
       return dnsShape(ev);
     case 'syscall':
       return syscallShape(ev);
+    case 'policy':
+      return policyShape(ev);
   }
+}
+
+/** A policy hook's event as Tetragon shapes it (process_lsm is written as a kprobe until the encoders learn it). */
+function policyShape(ev: PolicyEvent): SensorShape {
+  const args = ev.args.filter((a): a is ArgSpec => isArgSpec(a));
+  if (ev.hook === 'tracepoint') return { kind: 'tracepoint', subsys: ev.subsys ?? '', event: ev.event ?? '', args, policyName: ev.policyName, message: ev.message };
+  const ret = ev.ret && isArgSpec(ev.ret) ? ev.ret : undefined;
+  return { kind: 'kprobe', functionName: ev.functionName, args, ret, policyName: ev.policyName, message: ev.message };
+}
+
+function isArgSpec(a: PolicyArg): a is PolicyArg & ArgSpec {
+  return a.t === 'int' || a.t === 'uint' || a.t === 'size' || a.t === 'long' || a.t === 'string' || a.t === 'file' || a.t === 'path' || a.t === 'sock';
 }
 
 export const KPROBE_ACTION_POST = 'KPROBE_ACTION_POST';
