@@ -50,6 +50,12 @@ export interface AgentConfig {
   ciliumHubbleAddress: string;
   /** Drop our own connection flows for connections Cilium's Hubble already reported. */
   ciliumHubbleDedupe: boolean;
+  /** TracingPolicy files loaded at start (YAML or JSON). */
+  tracingPolicies: string[];
+  /** Directory of TracingPolicy files, watched: add, change and remove take effect live; "" = none. */
+  tracingPolicyDir: string;
+  /** Refuse a policy when any of its hooks cannot be had on this kernel (default: load it, hook marked unsupported). */
+  policyStrict: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -83,6 +89,9 @@ export function defaultConfig(env = process.env): AgentConfig {
     ciliumMapsBtf: 'auto',
     ciliumHubbleAddress: 'unix:///var/run/cilium/hubble.sock',
     ciliumHubbleDedupe: true,
+    tracingPolicies: [],
+    tracingPolicyDir: '',
+    policyStrict: false,
     logLevel: 'info',
   };
 }
@@ -116,6 +125,9 @@ const FLAGS: Record<string, keyof AgentConfig> = {
   'cilium-maps-btf': 'ciliumMapsBtf',
   'cilium-hubble-address': 'ciliumHubbleAddress',
   'cilium-hubble-dedupe': 'ciliumHubbleDedupe',
+  'tracing-policy': 'tracingPolicies',
+  'tracing-policy-dir': 'tracingPolicyDir',
+  'policy-strict': 'policyStrict',
 };
 
 export class ConfigError extends Error {}

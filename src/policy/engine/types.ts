@@ -113,3 +113,38 @@ export class PolicyLoadError extends Error {
 export function zeroCounters(): ActionCounters {
   return { post: 0, signal: 0, monitorSignal: 0, override: 0, monitorOverride: 0, notifyEnforcer: 0, monitorNotifyEnforcer: 0, nopost: 0 };
 }
+
+/** A hook of a policy by its place: spec.kprobes[2] is { list: 'kprobes', index: 2 }. */
+export interface HookRef {
+  list: 'kprobes' | 'tracepoints' | 'lsmhooks' | 'uprobes' | 'usdts';
+  index: number;
+}
+
+export interface HookLoadContext {
+  deps: PolicyLoaderDeps;
+  mode: PolicyMode;
+  /** Small integer unique per loaded policy (kernel maps key on it). */
+  policyId: number;
+  /** The policy's counters; the backend increments them as actions happen. */
+  counters: ActionCounters;
+}
+
+export interface LoadedHook {
+  readonly status: HookStatusInfo;
+  readonly kernelMemoryBytes: number;
+  setMode(mode: PolicyMode): Promise<void>;
+  setEnabled(on: boolean): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * A specialised kernel side for some hooks (e.g. connect denial through cgroup
+ * socket hooks). The loader asks each backend in turn; the first that claims a
+ * hook plans and loads it, the generic backend takes the rest.
+ */
+export interface HookBackend {
+  readonly name: string;
+  claims(policy: TracingPolicy, hook: HookRef, features: FeatureProbe): boolean;
+  plan(policy: TracingPolicy, hook: HookRef, features: FeatureProbe): { status: HookStatusInfo; maps: PolicyMapPlan[] };
+  load(policy: TracingPolicy, hook: HookRef, ctx: HookLoadContext): Promise<LoadedHook>;
+}
