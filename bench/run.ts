@@ -14,6 +14,8 @@ import * as path from 'node:path';
 import { type BenchResult, machineLoad, nowS, ROOT } from './common';
 import * as exec from './exec';
 import * as fanout from './fanout';
+import * as filestorm from './filestorm';
+import * as identity from './identity';
 import * as memory from './memory';
 import * as pipeline from './pipeline';
 
@@ -22,6 +24,8 @@ const BENCHMARKS: { name: string; what: string; run: () => Promise<BenchResult> 
   { name: 'exec', what: 'fork+exec rate with vs without the agent', run: () => exec.run() },
   { name: 'memory', what: 'agent data structures with 50,000 live processes', run: () => memory.run() },
   { name: 'fanout', what: '4 GetFlows follow subscribers at 50,000 events/s', run: () => fanout.run() },
+  { name: 'filestorm', what: 'open+close storm with the file sensor vs without', run: () => filestorm.run() },
+  { name: 'identity', what: 'connect storm: no sensor / net sensor / net sensor + Cilium identity lookup', run: () => identity.run() },
 ];
 
 export const RESULTS_FILE = path.join(ROOT, 'dist', 'bench-results.json');
