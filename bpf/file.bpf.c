@@ -29,6 +29,7 @@
 #include <bpf/bpf_tracing.h>
 #include "th_file.h"
 #include "th_procs_map.h"
+#include "th_ring.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -393,7 +394,7 @@ static __always_inline void emit(struct scratch *s, __u32 total, __u16 op)
 
 	if (total < sizeof(struct th_file) || total > TH_FILE_RECORD_MAX)
 		return;
-	err = bpf_ringbuf_output(&th_file_events, s->rec, total, 0);
+	err = bpf_ringbuf_output(&th_file_events, s->rec, total, th_rb_flags(&th_file_events));
 	if (!st)
 		return;
 	if (err)

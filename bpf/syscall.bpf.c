@@ -32,6 +32,7 @@
 #include <bpf/bpf_tracing.h>
 #include "th_syscall.h"
 #include "th_procs_map.h"
+#include "th_ring.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -224,7 +225,7 @@ static __always_inline void emit(const struct sys_args *a, __u32 tgid, __u32 tid
 	e->tid = tid;
 	e->nr = a->nr;
 	e->rflags = rflags;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, th_rb_flags(&th_sys_events));
 	if (st)
 		st->emitted++;
 }
