@@ -107,7 +107,8 @@ export function encodeStruct(obj: Record<string, unknown>): Uint8Array {
 
 /** The Tetragon JSON of the event packed as Any(Struct), so `hubble observe -o json` can print it. */
 export function tetragonExtensions(ev: RuntimeEvent): AnyMessage {
-  return { type_url: STRUCT_TYPE_URL, value: encodeStruct(eventToTetragonJson(ev) as Record<string, unknown>) };
+  // Exact-size copy: the cached Struct must not pin a pooled 8 KiB slab per event.
+  return { type_url: STRUCT_TYPE_URL, value: Uint8Array.prototype.slice.call(encodeStruct(eventToTetragonJson(ev) as Record<string, unknown>)) };
 }
 
 // -------------------------------------------------------------------- Flow
