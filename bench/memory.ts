@@ -12,6 +12,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { AGENT_NODE_FLAGS } from '../src/agent/node-flags';
 import type { StatusProvider, StatusSnapshot } from '../src/agent/status';
 import {
   type BenchResult,
@@ -65,7 +66,7 @@ export async function run(opts: { processes?: number } = {}): Promise<BenchResul
   const processes = opts.processes ?? 50_000;
   section(`memory: agent data structures with ${int(processes)} live processes`);
   const started = nowS();
-  const child = forkChild('memory', [String(processes)], ['--expose-gc']);
+  const child = forkChild('memory', [String(processes)], ['--expose-gc', ...AGENT_NODE_FLAGS]);
   try {
     const r = await nextMessage<MemoryReport>(child, 'report', 120_000);
     const at = (name: string) => r.steps.find((s) => s.step === name)?.mem;
@@ -85,7 +86,7 @@ export async function run(opts: { processes?: number } = {}): Promise<BenchResul
       ['heap per process', `${(perProc / 1024).toFixed(2)} KiB (heap growth / ${int(processes)})`],
       [
         'cached wire bytes',
-        `${mb(r.encoded.payload)} of encodings on ${int(r.historySize)} history events keep ${int(r.encoded.backingBuffers)} ArrayBuffers = ${mb(r.encoded.backingBytes)} alive (pooled Buffer slices)`,
+        `${mb(r.encoded.payload)} of encodings on ${int(r.historySize)} history events keep ${int(r.encoded.backingBuffers)} ArrayBuffers = ${mb(r.encoded.backingBytes)} alive (exact-size copies: pooled slices would pin whole slabs)`,
       ],
       ['peak RSS (VmHWM)', `${mb(r.peakRss)} (before the at-capacity throughput check below)`],
       ['decode+cache+bus', `${((r.feedSeconds * 1e6) / processes).toFixed(1)} µs CPU/exec while filling (${int(processes / r.feedSeconds)} execs per CPU second); ${((r.atCapacity.seconds * 1e6) / r.atCapacity.execs).toFixed(1)} µs CPU/exec once the cache is full and each exec evicts (${(r.atCapacity.seconds / r.atCapacity.execs / (r.feedSeconds / processes)).toFixed(1)}×)`],
@@ -146,7 +147,7 @@ export async function memoryChild(args: string[]): Promise<void> {
   const { ProcessCache } = await import('../src/enrich/process/cache');
   const { BootClock } = await import('../src/enrich/process/clock');
   const { startHubbleServer } = await import('../src/api/hubble/server');
-  const { flowResponseBytes, fullFlowOf } = await import('../src/api/hubble/encode');
+  const { flowResponseBytes } = await import('../src/api/hubble/encode');
   const { startTetragonServer } = await import('../src/api/tetragon/server');
   const { decodeBatch } = await import('../src/sensors/process/decode');
   const { ExecSource } = await import('./synth');
@@ -234,11 +235,8 @@ export async function memoryChild(args: string[]): Promise<void> {
     const it = h.at(p);
     if (!it || it.kind === 'lost') continue;
     const bytes = flowResponseBytes(it, undefined, nodeName);
-    const ext = fullFlowOf(it, nodeName).extensions?.value;
-    for (const b of ext ? [bytes, ext] : [bytes]) {
-      payload += b.byteLength;
-      backing.add(b.buffer);
-    }
+    payload += bytes.byteLength;
+    backing.add(bytes.buffer);
   }
   let backingBytes = 0;
   for (const b of backing) backingBytes += b.byteLength;

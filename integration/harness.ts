@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import type { StatusSnapshot } from '../src/agent/status';
 import { fetchStatus } from '../src/cli/status';
 import { repoRoot } from '../src/kernel/native';
+import { AGENT_NODE_FLAGS } from '../src/agent/node-flags';
 
 export const ROOT = repoRoot();
 
@@ -48,7 +49,7 @@ export async function startAgent(extraArgs: string[] = [], env: NodeJS.ProcessEn
     '--bpf-dir', bpfDir,
     ...extraArgs,
   ];
-  const proc = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...AGENT_NODE_FLAGS, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));

@@ -55,8 +55,12 @@ export interface ProcessInfo {
   auid: number;
   cwd: string;
   binary: string;
-  /** Raw argv after argv[0]. */
-  args: string[];
+  /**
+   * Raw argv after argv[0], where a producer has it at hand; the process
+   * cache does not keep it (`arguments` carries the same text, and the
+   * cache holds tens of thousands of images).
+   */
+  args?: string[];
   /** Tetragon's one-string rendering: space-joined, args with spaces double-quoted. */
   arguments: string;
   /** Tetragon flag names, space separated, in Tetragon's print order. */

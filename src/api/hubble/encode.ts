@@ -115,7 +115,6 @@ export function tetragonExtensions(ev: RuntimeEvent): AnyMessage {
 
 interface FlowEntry {
   flow: Flow;
-  extensions?: AnyMessage;
 }
 
 const flows = new WeakMap<RuntimeEvent, FlowEntry>();
@@ -494,11 +493,13 @@ export function flowOf(ev: RuntimeEvent, nodeName = ''): Flow {
   return entryOf(ev, nodeName).flow;
 }
 
-/** The complete Flow including extensions (built on first need). */
+/**
+ * The complete Flow including extensions. The Struct is not kept on the
+ * event: its bytes end up inside the cached response bytes, and a second
+ * copy per history entry would cost megabytes for nothing.
+ */
 export function fullFlowOf(ev: RuntimeEvent, nodeName = ''): Flow {
-  const e = entryOf(ev, nodeName);
-  if (!e.extensions) e.extensions = tetragonExtensions(ev);
-  return { ...e.flow, extensions: e.extensions };
+  return { ...entryOf(ev, nodeName).flow, extensions: tetragonExtensions(ev) };
 }
 
 /** GetFlowsResponse{flow} bytes for this event, cached per field mask in ev.wire. */

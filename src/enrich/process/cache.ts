@@ -4,12 +4,37 @@
 // Keyed by exec_id; a second index maps pid → its current image. Bounded: exited
 // images stay for a grace period so late events still resolve, then go; past the
 // capacity the oldest exited (then oldest live) images are evicted and counted.
-import type { ExecEvent, ExitEvent, ProcessInfo, RuntimeEvent } from '../../model/event';
+import type { Credentials, ExecEvent, ExitEvent, ProcessInfo, RuntimeEvent } from '../../model/event';
 import type { CloneRecord, ExecRecord, ExitRecord, ProcessRecord } from '../../sensors/process/decode';
 import { containerIdFromCgroup, joinArguments, resolveBinary, signalName } from './args';
 import type { BootClock } from './clock';
 import { execIdOf } from './execId';
 import { FLAG, flagString } from './flags';
+
+// Many processes share binaries, working directories and credentials; the
+// decoder makes a new string per record, so equal values are shared here
+// (bounded tables, reset when full) to keep the per-process cost down.
+const INTERN_MAX = 8192;
+const strings = new Map<string, string>();
+function intern(s: string): string {
+  const have = strings.get(s);
+  if (have !== undefined) return have;
+  if (strings.size >= INTERN_MAX) strings.clear();
+  strings.set(s, s);
+  return s;
+}
+
+const credsTable = new Map<string, Credentials>();
+function sharedCreds(uid: number, gid: number, euid: number, egid: number): Credentials {
+  const key = `${uid}:${gid}:${euid}:${egid}`;
+  let c = credsTable.get(key);
+  if (!c) {
+    if (credsTable.size >= 1024) credsTable.clear();
+    c = Object.freeze({ uid, gid, euid, egid });
+    credsTable.set(key, c);
+  }
+  return c;
+}
 
 interface Entry {
   info: ProcessInfo;
@@ -140,7 +165,7 @@ export class ProcessCache {
       parentEntry = id === undefined ? undefined : this.byId.get(id);
     }
     if (!parentEntry) this.misses++;
-    const cwd = r.cwd;
+    const cwd = intern(r.cwd);
     let flags = r.flags | FLAG.execve;
     if (cwd === '/') flags |= FLAG.rootcwd;
     const info: ProcessInfo = {
@@ -149,11 +174,10 @@ export class ProcessCache {
       pid: r.pid,
       tid: r.tid,
       ktime: r.ktime,
-      creds: { uid: r.uid, gid: r.gid, euid: r.euid, egid: r.egid },
+      creds: sharedCreds(r.uid, r.gid, r.euid, r.egid),
       auid: r.auid,
       cwd,
-      binary: resolveBinary(r.filename, cwd),
-      args: r.args,
+      binary: intern(resolveBinary(r.filename, cwd)),
       arguments: joinArguments(r.args),
       flags: flagString(flags),
       startTime: this.opts.clock.toWall(r.ktime),
