@@ -438,10 +438,15 @@ Napi::Value ObjectWrap::Attach(const Napi::CallbackInfo& info) {
   if (!st_->loaded || bpf_program__fd(p) < 0) {
     ThrowBpf(env, EINVAL, what + ": not loaded (load() first; skipped programs cannot attach)", {name});
   }
-  std::string cgroupPath;
+  std::string cgroupPath, tracepoint, kprobe;
+  bool retprobe = false;
   if (info.Length() > 1 && info[1].IsObject()) {
     Napi::Value v;
     if (GetOpt(info[1].As<Napi::Object>(), "cgroupPath", &v)) cgroupPath = v.ToString();
+    // Target overrides: one generic program attached to a target chosen at run time.
+    if (GetOpt(info[1].As<Napi::Object>(), "tracepoint", &v)) tracepoint = v.ToString();
+    if (GetOpt(info[1].As<Napi::Object>(), "kprobe", &v)) kprobe = v.ToString();
+    if (GetOpt(info[1].As<Napi::Object>(), "retprobe", &v)) retprobe = v.ToBoolean();
   }
   LibbpfLog log;
   struct bpf_link* link = nullptr;
@@ -453,6 +458,16 @@ Napi::Value ObjectWrap::Attach(const Napi::CallbackInfo& info) {
     int err = errno;
     close(cg);  // the link holds its own reference to the cgroup
     errno = err;
+  } else if (!tracepoint.empty()) {
+    size_t slash = tracepoint.find('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == tracepoint.size()) {
+      throw Napi::TypeError::New(env, what + ": opts.tracepoint must be \"category/name\"");
+    }
+    what += " at tracepoint " + tracepoint;
+    link = bpf_program__attach_tracepoint(p, tracepoint.substr(0, slash).c_str(), tracepoint.substr(slash + 1).c_str());
+  } else if (!kprobe.empty()) {
+    what += std::string(" at ") + (retprobe ? "kretprobe " : "kprobe ") + kprobe;
+    link = bpf_program__attach_kprobe(p, retprobe, kprobe.c_str());
   } else {
     link = bpf_program__attach(p);
   }

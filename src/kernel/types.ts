@@ -58,8 +58,11 @@ export interface BpfObject {
   /**
    * Attaches a program by its section kind (tracepoint, raw_tp, tp_btf, kprobe, fentry, lsm, cgroup/*).
    * cgroup programs need opts.cgroupPath.
+   * Target overrides attach a generic program elsewhere than its section names:
+   * `tracepoint: "syscalls/sys_enter_execve"` (tracepoint programs), `kprobe: "__x64_sys_execve"`
+   * with `retprobe: true` for a kretprobe (kprobe programs).
    */
-  attach(program: string, opts?: { cgroupPath?: string }): BpfLink;
+  attach(program: string, opts?: { cgroupPath?: string; tracepoint?: string; kprobe?: string; retprobe?: boolean }): BpfLink;
   map(name: string): BpfMap;
   close(): void;
 }
