@@ -321,8 +321,9 @@ export class HubbleServerStandin {
   /**
    * Records a flow in the ring and sends it to every follow stream. The flow
    * gets this node's name unless it has one. Throws on unknown field names.
+   * Returns the GetFlowsResponse bytes sent.
    */
-  emit(flow: FlowObject): void {
+  emit(flow: FlowObject): Uint8Array {
     const P = protos();
     checkFields(P.Flow, flow, '');
     const f = { node_name: this.nodeName, ...flow, time: flow.time ?? timestamp() };
@@ -333,6 +334,17 @@ export class HubbleServerStandin {
     if (this.ring.length > this.capacity) this.ring.shift();
     this.seen++;
     for (const call of this.followers) call.write(entry.bytes);
+    return bytes;
+  }
+
+  /**
+   * Garbage mode: sends these bytes as one gRPC message to every follow
+   * stream (not recorded in the ring), e.g. bytes that are no
+   * GetFlowsResponse. Returns the number of streams written to.
+   */
+  emitRaw(bytes: Uint8Array): number {
+    for (const call of this.followers) call.write(Buffer.from(bytes));
+    return this.followers.size;
   }
 
   /** Stops serving at once (streams cut, socket removed): "the Cilium socket went away". */

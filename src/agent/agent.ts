@@ -18,6 +18,7 @@ import { SyscallSensor } from '../sensors/syscall/sensor';
 import { DnsNameCache } from '../enrich/dns/cache';
 import type { Sensor } from '../sensors/sensor';
 import { startHubbleServer } from '../api/hubble/server';
+import { createCiliumHubble, type CiliumHubble } from '../api/hubble/upstream';
 import { startTetragonServer, writeInfoFile } from '../api/tetragon/server';
 import { startAdminServers, type AdminServers } from './admin';
 import { Logger } from './log';
@@ -50,6 +51,8 @@ export class Agent implements StatusProvider {
   dnsNames?: DnsNameCache;
   /** Cilium identity source of the network hooks (when enabled). */
   identity?: CiliumIdentity;
+  /** Cilium's Hubble followed and merged into our GetFlows stream (ciliumHubbleAddress). */
+  ciliumHubble?: CiliumHubble;
 
   constructor(readonly config: AgentConfig, log?: Logger) {
     this.log = log ?? new Logger(config.logLevel);
@@ -98,6 +101,10 @@ export class Agent implements StatusProvider {
     });
 
     // The APIs start first so that the Hubble history holds the very first events.
+    // The merged feed exists before the server (its history reads it); the follower connects once the server listens.
+    const cilium = cfg.ciliumHubbleAddress
+      ? (this.ciliumHubble = createCiliumHubble({ address: cfg.ciliumHubbleAddress, bus: this.bus, nodeName: cfg.nodeName, dedupe: cfg.ciliumHubbleDedupe }))
+      : undefined;
     const hubble = await startHubbleServer({
       addresses: cfg.hubbleAddresses,
       bus: this.bus,
@@ -106,10 +113,16 @@ export class Agent implements StatusProvider {
       nodeName: cfg.nodeName,
       historySize: cfg.hubbleHistorySize,
       queueLimit: cfg.eventQueueSize,
+      upstream: cilium && { feed: cilium.feed, node: () => cilium.node() },
     });
     this.servers.push(hubble);
     this.listeners.hubble = hubble.addresses;
     this.log.info(`Hubble API (observer.Observer) listening on ${hubble.addresses.join(', ')}`);
+    if (cilium) {
+      cilium.start();
+      this.counterSources.push(() => cilium.counters());
+      this.log.info(`following Cilium Hubble at ${cfg.ciliumHubbleAddress} (reconnects with backoff while absent); its flows are merged into ours, enriched with processes${cfg.ciliumHubbleDedupe ? ', our duplicate connection flows left out' : ''}`);
+    }
 
     const tetragon = await startTetragonServer({
       addresses: cfg.tetragonAddresses,
@@ -259,6 +272,7 @@ export class Agent implements StatusProvider {
     await this.admin?.close().catch(() => undefined);
     for (const s of this.sensors) await s.stop().catch(() => undefined);
     this.identity?.close();
+    this.ciliumHubble?.close();
     try {
       fs.rmSync(this.config.infoFile, { force: true });
     } catch {

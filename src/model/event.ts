@@ -190,6 +190,9 @@ export interface DnsEvent extends EventBase {
   latencyNs?: number;
   /** Parsing stopped early (truncated, malformed, compression loop). */
   malformed?: string;
+  /** Cilium identities and endpoints, when known: source = the client's end (the querying process), destination = the DNS server's. */
+  source?: EndpointInfo;
+  destination?: EndpointInfo;
 }
 
 export interface SyscallEvent extends EventBase {

@@ -126,7 +126,7 @@ export function eventNamespaces(ev: RuntimeEvent): { cluster: string; namespace:
     if (ns && !out.some((o) => o.namespace === ns)) out.push({ cluster: '', namespace: ns });
   };
   add(ev.process.pod?.namespace || ev.process.endpoint?.namespace);
-  if (ev.kind === 'net') {
+  if (ev.kind === 'net' || ev.kind === 'dns') {
     add(ev.source?.namespace);
     add(ev.destination?.namespace);
   }
@@ -408,8 +408,9 @@ function netFlow(ev: NetEvent, nodeName: string): Flow {
  * name the queried host, not either end of this flow.
  */
 function dnsFlow(ev: DnsEvent, nodeName: string): Flow {
-  const client: End = { ip: ev.clientAddr, port: ev.clientPort, ep: processEndpoint(ev.process) };
-  const server: End = { ip: ev.serverAddr, port: ev.serverPort, ep: {} };
+  // The client is the local end (the process, completed with its Cilium endpoint); the server's identity when known.
+  const client: End = { ip: ev.clientAddr, port: ev.clientPort, ep: localEndpoint(ev.process, ev.source) };
+  const server: End = { ip: ev.serverAddr, port: ev.serverPort, ep: infoEndpoint(ev.destination) };
   const [src, dst] = ev.isResponse ? [server, client] : [client, server];
   const flow = baseFlow(ev);
   flow.IP = { ...(src.ip ? { source: src.ip } : {}), ...(dst.ip ? { destination: dst.ip } : {}), ipVersion: ipVersion(ev.clientAddr || ev.serverAddr) };

@@ -3,9 +3,9 @@
 // current outside a publish call. Readers address items by absolute position;
 // a position older than `oldest` has been overwritten, and the reader reports
 // the gap as HUBBLE_RING_BUFFER loss.
-import type { EventBus, Subscription } from '../../bus/bus';
 import type { BusItem, RuntimeEvent } from '../../model/event';
 import { eventNamespaces } from './encode';
+import { isUpstream, type HubbleItem, type ItemSource, type ItemSubscription } from './upstream/types';
 
 export const DEFAULT_HISTORY_SIZE = 4095;
 const RATE_WINDOW_S = 60;
@@ -28,14 +28,14 @@ export interface HistoryOptions {
 
 export class FlowHistory {
   readonly capacity: number;
-  private readonly slots: (BusItem | undefined)[];
+  private readonly slots: (HubbleItem | undefined)[];
   /** Absolute position of the next write; also the number of items ever written. */
   private written = 0;
   /** Runtime events seen since start (ServerStatus.seen_flows). */
   seenFlows = 0;
   /** Items the ring's own bus subscription dropped (a single batch larger than its queue). */
   intakeDrops = 0;
-  private readonly sub: Subscription;
+  private readonly sub: ItemSubscription;
   private readonly now: () => number;
   // Flows per second: one counter per second over the last minute.
   private readonly rateBuckets = new Array<number>(RATE_WINDOW_S).fill(0);
@@ -44,9 +44,10 @@ export class FlowHistory {
   /** "cluster\0namespace" → last seen (ms); insertion order = age order. */
   private readonly namespaceSeen = new Map<string, number>();
 
-  constructor(bus: EventBus, opts: HistoryOptions = {}) {
+  /** `bus`: the EventBus, or the merged feed when Cilium's Hubble is followed (upstream/). */
+  constructor(bus: ItemSource, opts: HistoryOptions = {}) {
     this.capacity = ringCapacity(opts.capacity ?? DEFAULT_HISTORY_SIZE);
-    this.slots = new Array<BusItem | undefined>(this.capacity);
+    this.slots = new Array<HubbleItem | undefined>(this.capacity);
     this.now = opts.now ?? Date.now;
     this.startedMs = this.now();
     this.rateSecond = Math.floor(this.startedMs / 1000);
@@ -63,7 +64,8 @@ export class FlowHistory {
     const nowMs = this.now();
     for (const it of items) {
       this.push(it);
-      if (it.kind !== 'lost') this.countFlow(it, nowMs);
+      if (it.kind === 'cilium') this.countUpstream(it.namespaces(), nowMs);
+      else if (it.kind !== 'lost' && it.kind !== 'upstream_notice') this.countFlow(it, nowMs);
     }
     const drop = this.sub.takeDropped();
     if (drop.count > 0) {
@@ -76,7 +78,7 @@ export class FlowHistory {
     }
   }
 
-  private push(it: BusItem): void {
+  private push(it: HubbleItem): void {
     this.slots[this.written % this.capacity] = it;
     this.written++;
   }
@@ -85,17 +87,26 @@ export class FlowHistory {
     this.seenFlows++;
     this.advanceRate(nowMs);
     this.rateBuckets[this.rateSecond % RATE_WINDOW_S]++;
-    for (const ns of eventNamespaces(ev)) {
-      const key = `${ns.cluster}\u0000${ns.namespace}`;
-      const prev = this.namespaceSeen.get(key);
-      // Refresh at most once a second to keep the hot path to a Map lookup.
-      if (prev !== undefined && nowMs - prev < 1000) continue;
-      this.namespaceSeen.delete(key);
-      this.namespaceSeen.set(key, nowMs);
-      if (this.namespaceSeen.size > MAX_NAMESPACES) {
-        const oldest = this.namespaceSeen.keys().next().value;
-        if (oldest !== undefined) this.namespaceSeen.delete(oldest);
-      }
+    for (const ns of eventNamespaces(ev)) this.seeNamespace(`${ns.cluster}\u0000${ns.namespace}`, nowMs);
+  }
+
+  /** A Cilium flow (upstream/): counted like ours; its namespaces with the cluster unknown. */
+  private countUpstream(namespaces: string[], nowMs: number): void {
+    this.seenFlows++;
+    this.advanceRate(nowMs);
+    this.rateBuckets[this.rateSecond % RATE_WINDOW_S]++;
+    for (const ns of namespaces) this.seeNamespace(`\u0000${ns}`, nowMs);
+  }
+
+  private seeNamespace(key: string, nowMs: number): void {
+    const prev = this.namespaceSeen.get(key);
+    // Refresh at most once a second to keep the hot path to a Map lookup.
+    if (prev !== undefined && nowMs - prev < 1000) return;
+    this.namespaceSeen.delete(key);
+    this.namespaceSeen.set(key, nowMs);
+    if (this.namespaceSeen.size > MAX_NAMESPACES) {
+      const oldest = this.namespaceSeen.keys().next().value;
+      if (oldest !== undefined) this.namespaceSeen.delete(oldest);
     }
   }
 
@@ -122,8 +133,14 @@ export class FlowHistory {
     return this.written - this.oldest;
   }
 
-  /** The item at an absolute position, or undefined when overwritten or not yet written. */
+  /** The bus item at an absolute position, or undefined when overwritten, not yet written, or a Cilium item (see entry()). */
   at(pos: number): BusItem | undefined {
+    const it = this.entry(pos);
+    return it && !isUpstream(it) ? it : undefined;
+  }
+
+  /** Any item at an absolute position (bus items and Cilium's, upstream/), or undefined when overwritten or not yet written. */
+  entry(pos: number): HubbleItem | undefined {
     if (pos < this.oldest || pos >= this.written) return undefined;
     return this.slots[pos % this.capacity];
   }

@@ -10,8 +10,8 @@
 import * as grpc from '@grpc/grpc-js';
 import * as os from 'node:os';
 import type { StatusProvider } from '../../agent/status';
-import type { EventBus, Subscription } from '../../bus/bus';
-import type { BusItem, RuntimeEvent, WallTime } from '../../model/event';
+import type { EventBus } from '../../bus/bus';
+import type { RuntimeEvent, WallTime } from '../../model/event';
 import { DEFAULT_MAX_WRITE_BYTES, GrpcStreamWriter, MessageTooLargeError, type GrpcStreamWriterOptions } from '../grpc-direct';
 import { bindAll, SERVER_OPTIONS, unixPath } from '../listen';
 import { flowOf, flowResponseBytes, lossNoticeBytes, lostResponseBytes, toTimestamp, wallNow } from './encode';
@@ -21,6 +21,7 @@ import { DEFAULT_HISTORY_SIZE, FlowHistory } from './history';
 import { DECODE_OPTIONS, protos, RUNTIME_FILTER_TYPE_URL, serverDefinition } from './proto';
 import type { GetEventsRequest, GetFlowsRequest, RuntimeFilter, Timestamp } from './types';
 import { AgentEventType, ChangeNotificationType, LostEventSource, NodeState, ServingStatus } from './types';
+import type { HubbleItem, ItemSource, ItemSubscription } from './upstream/types';
 
 /** Health service names answered SERVING (the CLI checks the second one). */
 export const HEALTH_SERVICES = new Set(['', 'hubble.server.Observer']);
@@ -49,6 +50,12 @@ export interface HubbleServerOptions {
   directWrites?: boolean;
   /** Bytes coalesced into one stream write per round (default 256 KiB). */
   maxWriteBytes?: number;
+  /**
+   * Cilium's Hubble merged into this stream (upstream/, CiliumHubble): the
+   * history ring and GetFlows streams read its feed instead of the bus, and
+   * GetNodes lists the Cilium node beside ours.
+   */
+  upstream?: { feed: ItemSource; node?(): { name: string; version: string; address: string; state: number } | undefined };
 }
 
 export interface HubbleStreamStats {
@@ -123,7 +130,7 @@ class StreamPump {
   stopped = false;
   readonly out: GrpcStreamWriter;
   /** The follow subscription, if any (stats). */
-  sub?: Subscription;
+  sub?: ItemSubscription;
   private wakeup?: () => void;
   private pending = false;
   private readonly cleanups: (() => void)[] = [];
@@ -359,6 +366,8 @@ export function compileFlowQuery(req: GetFlowsRequest): FlowQuery {
 
 interface ServerContext {
   bus: EventBus;
+  /** Where items come from: the bus, or the merged feed (upstream). */
+  source: ItemSource;
   history: FlowHistory;
   nodeName: string;
   queueLimit: number;
@@ -372,22 +381,27 @@ async function serveFlows(pump: StreamPump, q: FlowQuery, ctx: ServerContext): P
   const runtime = q.runtime;
   const matches = (ev: RuntimeEvent): boolean => (!runtime || runtime(ev)) && (!flowFilter || flowFilter(flowOf(ev, nodeName)));
   const filtered = !!flowFilter || !!runtime;
+  // Cilium's flows: the runtime filter looks at the process of the local socket, when one matched.
+  const matchesItem = (it: HubbleItem): boolean => {
+    if (it.kind === 'cilium') return (!runtime || (it.socket !== undefined && runtime(it.socket))) && (!flowFilter || flowFilter(it.flow()));
+    return matches(it as RuntimeEvent);
+  };
 
   // Subscribe before reading the ring, in the same tick: the subscription gets
   // exactly the items published after the ring's current head. Filters run
   // here, inside publish, so a stream's queue only holds (and its bound only
   // counts) what it will send; queued flows are not filtered again.
-  let sub: Subscription | undefined;
+  let sub: ItemSubscription | undefined;
   if (q.follow) {
-    sub = ctx.bus.subscribe({
+    sub = ctx.source.subscribe({
       name: 'hubble-getflows',
       limit: ctx.queueLimit,
       onReady: () => pump.wake(),
       accept: filtered
         ? (it) => {
-            if (it.kind === 'lost') return true;
+            if (it.kind === 'lost' || it.kind === 'upstream_notice') return true;
             try {
-              return matches(it);
+              return matchesItem(it);
             } catch {
               return false; // never throw into publish
             }
@@ -408,10 +422,10 @@ async function serveFlows(pump: StreamPump, q: FlowQuery, ctx: ServerContext): P
     start = head;
     let count = 0;
     while (start > history.oldest) {
-      const it = history.at(start - 1);
+      const it = history.entry(start - 1);
       if (!it || (q.since && before(it.time, q.since))) break;
       start--;
-      if (q.number > 0 && it.kind !== 'lost' && matches(it) && ++count >= q.number) break;
+      if (q.number > 0 && it.kind !== 'lost' && it.kind !== 'upstream_notice' && matchesItem(it) && ++count >= q.number) break;
     }
   }
 
@@ -421,12 +435,23 @@ async function serveFlows(pump: StreamPump, q: FlowQuery, ctx: ServerContext): P
    * Queues one item for the current round; false when the stream must end
    * (past `until`). `accepted`: the subscription's filter already passed it.
    */
-  const emit = (it: BusItem, accepted: boolean): boolean => {
+  const emit = (it: HubbleItem, accepted: boolean): boolean => {
     if (q.since && before(it.time, q.since)) return true;
     if (q.until && before(q.until, it.time)) return false;
     if (it.kind === 'lost') {
       // Loss bypasses filters and does not count towards `number`.
       pump.add(lossNoticeBytes(it, nodeName));
+      return true;
+    }
+    if (it.kind === 'upstream_notice') {
+      // Node status (Cilium's connection) bypasses filters like loss, not counted towards `number`.
+      pump.add(it.bytes);
+      return true;
+    }
+    if (it.kind === 'cilium') {
+      if (!accepted && !matchesItem(it)) return true;
+      pump.add(q.mask ? it.masked(q.mask) : it.bytes);
+      sent++;
       return true;
     }
     if (!accepted && !matches(it)) return true;
@@ -436,7 +461,7 @@ async function serveFlows(pump: StreamPump, q: FlowQuery, ctx: ServerContext): P
   };
 
   for (let pos = start; pos < head && !pump.stopped && !limitReached(); pos++) {
-    let it = history.at(pos);
+    let it = history.entry(pos);
     if (!it) {
       // Overwritten while this reader waited on a slow client.
       const oldest = history.oldest;
@@ -445,7 +470,7 @@ async function serveFlows(pump: StreamPump, q: FlowQuery, ctx: ServerContext): P
       pump.add(lostResponseBytes({ source: LostEventSource.HUBBLE_RING_BUFFER, count: lost, time: wallNow(), nodeName }));
       pos = oldest;
       if (pos >= head) break;
-      it = history.at(pos);
+      it = history.entry(pos);
       if (!it) break;
     }
     if (!emit(it, false)) return pump.end();
@@ -504,8 +529,9 @@ const SEMVER = /^v?\d+\.\d+\.\d+/;
 
 export async function startHubbleServer(opts: HubbleServerOptions): Promise<HubbleServer> {
   const P = protos();
-  const history = new FlowHistory(opts.bus, { capacity: opts.historySize ?? DEFAULT_HISTORY_SIZE });
-  const ctx: ServerContext = { bus: opts.bus, history, nodeName: opts.nodeName, queueLimit: opts.queueLimit ?? DEFAULT_QUEUE_LIMIT };
+  const source: ItemSource = opts.upstream?.feed ?? opts.bus;
+  const history = new FlowHistory(source, { capacity: opts.historySize ?? DEFAULT_HISTORY_SIZE });
+  const ctx: ServerContext = { bus: opts.bus, source, history, nodeName: opts.nodeName, queueLimit: opts.queueLimit ?? DEFAULT_QUEUE_LIMIT };
   const pumps = new Set<StreamPump>();
   const writer: WriterOptions = {
     direct: opts.directWrites ?? true,
@@ -584,7 +610,11 @@ export async function startHubbleServer(opts: HubbleServerOptions): Promise<Hubb
     ),
     GetNodes: unary<object>(() =>
       P.GetNodesResponse.encode({
-        nodes: [{ name: opts.nodeName, version: opts.version, address: advertise, state: NodeState.NODE_CONNECTED, tls: { enabled: false }, ...statusCounts() }],
+        nodes: [
+          { name: opts.nodeName, version: opts.version, address: advertise, state: NodeState.NODE_CONNECTED, tls: { enabled: false }, ...statusCounts() },
+          // The followed Cilium node (its flows are counted in ours).
+          ...[opts.upstream?.node?.()].filter((n) => n !== undefined).map((n) => ({ ...n, tls: { enabled: false } })),
+        ],
       }).finish(),
     ),
     GetNamespaces: unary<object>(() => P.GetNamespacesResponse.encode({ namespaces: history.namespaces() }).finish()),

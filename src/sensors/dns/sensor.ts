@@ -14,6 +14,7 @@ import type { BusItem, DnsEvent } from '../../model/event';
 import { NetConfigError, NetKernel, validateDnsPorts, type NetKernelOptions } from '../net/kernel';
 import type { NetKernelRecord } from '../net/decode';
 import { ProcessResolver } from '../net/process';
+import type { EndpointsOf } from '../net/sensor';
 import type { Sensor } from '../sensor';
 import type { DnsPacketRecord } from './decode';
 import { DNS_TYPE, dnsTypeName, messageOf, parseDnsMessage } from './parse';
@@ -30,6 +31,8 @@ export interface DnsSensorDeps {
   kernel?: NetKernel;
   /** Filled from answers (A/AAAA); NetSensor reads it. */
   dnsNames?: DnsNameCache;
+  /** Cilium identities of both ends (CiliumIdentity fits); default: the shared kernel's. */
+  identity?: EndpointsOf;
 }
 
 export interface DnsSensorOptions extends NetKernelOptions {
@@ -59,6 +62,7 @@ export class DnsSensor implements Sensor {
   readonly name = 'dns';
   private readonly kernel: NetKernel;
   private readonly procs: ProcessResolver;
+  private readonly identity?: EndpointsOf;
   private readonly ports: number[];
   private readonly maxPending: number;
   private readonly timeoutNs: bigint;
@@ -89,6 +93,7 @@ export class DnsSensor implements Sensor {
     this.timeoutNs = BigInt(opts.queryTimeoutMs ?? 30_000) * 1_000_000n;
     this.procs = new ProcessResolver(d.cache, d.clock);
     this.kernel = d.kernel ?? new NetKernel({ native: d.native, bus: d.bus, clock: d.clock, config: d.config, log: d.log, objectPath: d.objectPath }, opts);
+    this.identity = d.identity ?? this.kernel.identity;
   }
 
   async start(): Promise<void> {
@@ -221,6 +226,12 @@ export class DnsSensor implements Sensor {
     };
     if (latencyNs !== undefined) ev.latencyNs = latencyNs;
     if (malformed) ev.malformed = malformed;
+    if (this.identity) {
+      // DNS records carry no kernel lookup: the netns cache, the agent API and the rules decide (as for a UDP report without ids).
+      const e = this.identity.resolve({ tgid: r.noProc ? 0 : r.tgid, family: r.family, saddr: client.addr, daddr: server.addr, netns: r.netns });
+      ev.source = e.source;
+      if (e.destination) ev.destination = e.destination;
+    }
 
     if (dnsNames && m.response && m.rcode === 0) {
       for (const a of m.answers) {
