@@ -1,7 +1,7 @@
 // STAND-IN for the Cilium agent REST API (test fixture, not Cilium).
 //
 // Serves, on a unix socket, the JSON shapes of the real agent's
-// GET /v1/identity/{id} and GET /v1/endpoint[/{id}] (shared/reference/
+// GET /v1/identity, GET /v1/identity/{id} and GET /v1/endpoint[/{id}] (shared/reference/
 // cilium-maps.md §7.3) from a small in-memory model, and can misbehave on
 // demand: garbage JSON, hang, close mid-response, HTTP 500, oversized or
 // slow answers — to test that a client pays a counted error, not a stall.
@@ -211,6 +211,8 @@ export class CiliumApiStandin {
 
   private route(method: string, pathname: string): { status: number; body: unknown } {
     if (method !== 'GET') return { status: 405, body: 'method not allowed' };
+    // GET /v1/identity: every identity the agent knows ([]models.Identity).
+    if (pathname === '/v1/identity') return { status: 200, body: [...this.identities.keys()].sort((a, b) => a - b).map((id) => this.identityJson(id)) };
     let m = /^\/v1\/identity\/([^/]+)$/.exec(pathname);
     if (m) {
       if (!/^\d+$/.test(m[1])) return { status: 400, body: 'invalid identity id' };

@@ -139,6 +139,8 @@ export class CiliumIdentity {
   private readonly probe: boolean;
   private kernel?: IdentityKernel;
   private readonly slots = new Map<IdentitySlot, SlotState>();
+  /** Further objects with th_cil_* slots (policy backends), each with what its slots hold. */
+  private readonly extraKernels = new Map<IdentityKernel, Map<IdentitySlot, SlotState>>();
   private readonly slotProblems = new Map<CiliumMapName, string>();
   private readonly netnsPending = new Set<number>();
   private readonly netnsMisses = new Map<number, number>();
@@ -199,6 +201,8 @@ export class CiliumIdentity {
     this.closed = true;
     this.maps.off('change', this.onChange);
     this.unbindKernel();
+    for (const [k, slots] of this.extraKernels) for (const slot of [...slots.keys()]) this.clearExtraSlot(k, slots, slot);
+    this.extraKernels.clear();
     this.maps.close();
     this.api?.close();
   }
@@ -213,6 +217,21 @@ export class CiliumIdentity {
     this.kernel = k;
     this.slots.clear();
     this.sync();
+  }
+
+  /**
+   * Binds one more object with th_cil_* slots (e.g. a connect-policy object)
+   * besides the net sensor's: its slots follow Cilium's maps like the
+   * primary's. Returns the undo, to call before that object is closed.
+   */
+  attachKernel(k: IdentityKernel): () => void {
+    const slots = new Map<IdentitySlot, SlotState>();
+    this.extraKernels.set(k, slots);
+    this.syncExtra(k, slots, this.wanted());
+    return () => {
+      if (!this.extraKernels.delete(k)) return;
+      for (const slot of [...slots.keys()]) this.clearExtraSlot(k, slots, slot);
+    };
   }
 
   /**
@@ -326,8 +345,48 @@ export class CiliumIdentity {
     return want;
   }
 
+  /** An extra kernel's slots in line with `want` (problems are reported by the primary's sync). Never throws. */
+  private syncExtra(k: IdentityKernel, slots: Map<IdentitySlot, SlotState>, want: Map<IdentitySlot, CiliumMapName>): void {
+    for (const slot of IDENTITY_SLOTS) {
+      const name = want.get(slot);
+      const cur = slots.get(slot);
+      const id = name ? this.maps.mapId(name) : undefined;
+      const fd = name ? this.maps.mapFd(name) : undefined;
+      if (name && id !== undefined && fd !== undefined) {
+        if (cur && cur.map === name && cur.id === id) continue;
+        const v = Buffer.alloc(4);
+        v.writeUInt32LE(fd, 0);
+        try {
+          k.map(slot).update(KEY0, v);
+          slots.set(slot, { map: name, id });
+          this.c.slotUpdates++;
+        } catch (e) {
+          this.c.slotErrors++;
+          this.log.debug(`cilium identities: extra object refused ${name} in ${slot}: ${(e as Error).message}`);
+          this.clearExtraSlot(k, slots, slot);
+        }
+      } else if (cur) {
+        this.clearExtraSlot(k, slots, slot);
+        this.c.slotUpdates++;
+      }
+    }
+  }
+
+  private clearExtraSlot(k: IdentityKernel, slots: Map<IdentitySlot, SlotState>, slot: IdentitySlot): void {
+    slots.delete(slot);
+    try {
+      k.map(slot).delete(KEY0);
+    } catch {
+      /* object already closed */
+    }
+  }
+
   /** Brings every slot in line with what CiliumMaps has open. Never throws. */
   private sync(): void {
+    if (this.extraKernels.size && !this.closed) {
+      const want = this.wanted();
+      for (const [ek, slots] of this.extraKernels) this.syncExtra(ek, slots, want);
+    }
     const k = this.kernel;
     if (!k || this.closed) return;
     const want = this.wanted();
