@@ -82,6 +82,8 @@ export interface PolicyApi {
     opts: { namespace: string; domain: string; enable?: boolean; mode?: 'enforce' | 'monitor' },
   ): Promise<void> | void;
   domains?(): Promise<string[]> | string[];
+  /** Sensors the policies add to ListSensors (Tetragon names them generic_kprobe, generic_tracepoint, …). */
+  sensors?(): { name: string; enabled: boolean; collection: string }[];
 }
 
 export type LogLevelName = 'panic' | 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
@@ -512,9 +514,10 @@ export async function startTetragonServer(opts: TetragonServerOptions): Promise<
       };
     }),
     ListSensors: unary(() => ({
-      sensors: opts.status
-        .snapshot()
-        .sensors.map((s) => ({ name: s.name, enabled: s.state === 'running' || s.state === 'fallback', collection: s.name })),
+      sensors: [
+        ...opts.status.snapshot().sensors.map((s) => ({ name: s.name, enabled: s.state === 'running' || s.state === 'fallback', collection: s.name })),
+        ...(policies?.sensors?.() ?? []),
+      ],
     })),
     EnableSensor: unimplemented('sensors are managed by tetrahub; EnableSensor is deprecated upstream'),
     DisableSensor: unimplemented('sensors are managed by tetrahub; DisableSensor is deprecated upstream'),
