@@ -376,6 +376,22 @@ ${extra}`;
       assert.equal(connectFrom('python3', addrC, 5432).out, 'ok');
     });
 
+    test('Override argError -111: ECONNREFUSED where bpf_set_retval exists, else EPERM (and the plan says which)', async () => {
+      const parsed = parsePolicy(POLICY(`    - matchArgs:
+      - {index: 1, operator: SPort, values: ["5435"]}
+      matchActions: [{action: Override, argError: -111}]`));
+      assert.deepEqual(parsed.errors, []);
+      const hook = (await backend.load(parsed.policy as TracingPolicy, { list: 'kprobes', index: 0 }, { deps, mode: 'enforce', policyId: policyId++, counters: zeroCounters() })) as ConnectHook;
+      try {
+        const want = hook.argErrorHonoured ? 111 : EPERM;
+        assert.equal(connectFrom('python3', veth.addrB, 5435).out, `err ${want}`);
+        assert.match(hook.status.actions.join('; '), hook.argErrorHonoured ? /argError -1, -111/ : /cannot be returned by a cgroup hook/);
+        assert.equal(connectFrom('python3', veth.addrB, 5433).out, `err ${EPERM}`, 'the argError -1 selector still EPERM');
+      } finally {
+        await hook.close();
+      }
+    });
+
     test('Sigkill: the connect is refused and the process killed before it sees the error', async () => {
       const text = POLICY(`    - matchArgs:
       - {index: 1, operator: SPort, values: ["5434"]}
