@@ -7,7 +7,8 @@
 // identical to what a proto3 encoder emits.
 import * as protobuf from 'protobufjs';
 import type { PodInfo, ProcessInfo, RuntimeEvent, SensorEvent, WallTime } from '../../model/event';
-import { inInitTree, PATH_FLAG_UNRESOLVED, sensorShape, type ArgSpec, type SensorShape } from './json';
+import { fileFlags, inInitTree, KPROBE_ACTIONS, sensorShape, type ArgSpec, type SensorShape } from './json';
+import type { PolicyAction } from '../../model/event';
 import { tetragonTypes, type PGetEventsResponse, type PPod, type PProcess, type PTimestamp } from './protos';
 
 /** Key of the shared unfiltered encoding in RuntimeEvent.wire. */
@@ -85,11 +86,17 @@ export type PKprobeArgument = {
   string_arg?: string;
   int_arg?: number;
   size_arg?: string;
+  bytes_arg?: Uint8Array;
   long_arg?: string;
   uint_arg?: number;
   path_arg?: PFileArg;
   file_arg?: PFileArg;
+  truncated_bytes_arg?: { bytes_arg?: Uint8Array; orig_size?: string };
   sock_arg?: PSockArg;
+  capability_arg?: { value?: { value: number }; name?: string };
+  process_credentials_arg?: { uid?: { value: number }; gid?: { value: number }; euid?: { value: number }; egid?: { value: number } };
+  linux_binprm_arg?: { path?: string; flags?: string; permission?: string };
+  sockaddr_arg?: { family?: string; addr?: string; port?: number };
   label?: string;
 };
 export type PProcessKprobe = {
@@ -102,6 +109,7 @@ export type PProcessKprobe = {
   policy_name?: string;
   return_action?: number;
   message?: string;
+  tags?: string[];
 };
 export type PProcessTracepoint = {
   process?: PProcess;
@@ -112,11 +120,40 @@ export type PProcessTracepoint = {
   policy_name?: string;
   action?: number;
   message?: string;
+  tags?: string[];
+};
+export type PProcessLsm = {
+  process?: PProcess;
+  parent?: PProcess;
+  function_name?: string;
+  policy_name?: string;
+  message?: string;
+  args?: PKprobeArgument[];
+  action?: number;
+  tags?: string[];
+};
+export type PProcessUprobe = {
+  process?: PProcess;
+  parent?: PProcess;
+  path?: string;
+  symbol?: string;
+  policy_name?: string;
+  message?: string;
+  args?: PKprobeArgument[];
+  tags?: string[];
+  action?: number;
 };
 /** GetEventsResponse with every member this agent emits. */
-export type PEventResponse = PGetEventsResponse & { process_kprobe?: PProcessKprobe; process_tracepoint?: PProcessTracepoint };
+export type PEventResponse = PGetEventsResponse & {
+  process_kprobe?: PProcessKprobe;
+  process_tracepoint?: PProcessTracepoint;
+  process_lsm?: PProcessLsm;
+  process_uprobe?: PProcessUprobe;
+};
 
-const KPROBE_ACTION_POST = 1;
+function actionNumber(a: PolicyAction | undefined): number {
+  return KPROBE_ACTIONS[a ?? 'post'][0];
+}
 
 export function argToProto(a: ArgSpec): PKprobeArgument {
   const out: PKprobeArgument = {};
@@ -136,15 +173,38 @@ export function argToProto(a: ArgSpec): PKprobeArgument {
     case 'string':
       out.string_arg = a.v;
       break;
+    case 'bytes':
+      if (a.truncated) out.truncated_bytes_arg = a.v.byteLength ? { bytes_arg: a.v } : {};
+      else out.bytes_arg = a.v;
+      break;
     case 'file':
     case 'path': {
       const f: PFileArg = {};
       if (a.path) f.path = a.path;
-      if (a.truncated) f.flags = PATH_FLAG_UNRESOLVED;
+      const flags = fileFlags(a);
+      if (flags) f.flags = flags;
+      if (a.permission) f.permission = a.permission;
       if (a.t === 'file') out.file_arg = f;
       else out.path_arg = f;
       break;
     }
+    case 'sockaddr': {
+      const sa: NonNullable<PKprobeArgument['sockaddr_arg']> = {};
+      if (a.family) sa.family = a.family;
+      if (a.addr) sa.addr = a.addr;
+      if (a.port) sa.port = a.port;
+      out.sockaddr_arg = sa;
+      break;
+    }
+    case 'cred':
+      out.process_credentials_arg = { uid: { value: a.uid }, gid: { value: a.gid }, euid: { value: a.euid }, egid: { value: a.egid } };
+      break;
+    case 'capability':
+      out.capability_arg = a.name ? { value: { value: a.value }, name: a.name } : { value: { value: a.value } };
+      break;
+    case 'linux_binprm':
+      out.linux_binprm_arg = a.path ? { path: a.path } : {};
+      break;
     case 'sock': {
       const s = a.sock;
       const p: PSockArg = {};
@@ -165,25 +225,56 @@ export function argToProto(a: ArgSpec): PKprobeArgument {
   return out;
 }
 
+type PBody = PProcessKprobe | PProcessTracepoint | PProcessLsm | PProcessUprobe;
+
 /** The body fields after process/parent (field numbers >= 3), in a form Type.encode takes. */
-function shapeBody(shape: SensorShape): PProcessKprobe | PProcessTracepoint {
-  if (shape.kind === 'tracepoint') {
-    const b: PProcessTracepoint = { subsys: shape.subsys, event: shape.event };
-    if (shape.args.length) b.args = shape.args.map(argToProto);
-    b.policy_name = shape.policyName;
-    b.action = KPROBE_ACTION_POST;
-    if (shape.message) b.message = shape.message;
-    return b;
+function shapeBody(shape: SensorShape): PBody {
+  switch (shape.kind) {
+    case 'tracepoint': {
+      const b: PProcessTracepoint = { subsys: shape.subsys, event: shape.event };
+      if (shape.args.length) b.args = shape.args.map(argToProto);
+      b.policy_name = shape.policyName;
+      b.action = actionNumber(shape.action);
+      if (shape.message) b.message = shape.message;
+      if (shape.tags?.length) b.tags = shape.tags;
+      return b;
+    }
+    case 'lsm': {
+      const b: PProcessLsm = { function_name: shape.functionName, policy_name: shape.policyName };
+      if (shape.message) b.message = shape.message;
+      if (shape.args.length) b.args = shape.args.map(argToProto);
+      b.action = actionNumber(shape.action);
+      if (shape.tags?.length) b.tags = shape.tags;
+      return b;
+    }
+    case 'uprobe': {
+      const b: PProcessUprobe = {};
+      if (shape.path) b.path = shape.path;
+      if (shape.symbol) b.symbol = shape.symbol;
+      b.policy_name = shape.policyName;
+      if (shape.message) b.message = shape.message;
+      if (shape.args.length) b.args = shape.args.map(argToProto);
+      if (shape.tags?.length) b.tags = shape.tags;
+      b.action = actionNumber(shape.action);
+      return b;
+    }
+    case 'kprobe': {
+      const b: PProcessKprobe = { function_name: shape.functionName };
+      if (shape.args.length) b.args = shape.args.map(argToProto);
+      if (shape.ret) b.return = argToProto(shape.ret);
+      b.action = actionNumber(shape.action);
+      b.policy_name = shape.policyName;
+      const ra = shape.returnAction ?? (shape.ret ? 'post' : undefined);
+      if (ra) b.return_action = actionNumber(ra);
+      if (shape.message) b.message = shape.message;
+      if (shape.tags?.length) b.tags = shape.tags;
+      return b;
+    }
   }
-  const b: PProcessKprobe = { function_name: shape.functionName };
-  if (shape.args.length) b.args = shape.args.map(argToProto);
-  if (shape.ret) b.return = argToProto(shape.ret);
-  b.action = KPROBE_ACTION_POST;
-  b.policy_name = shape.policyName;
-  if (shape.ret) b.return_action = KPROBE_ACTION_POST;
-  if (shape.message) b.message = shape.message;
-  return b;
 }
+
+/** GetEventsResponse oneof member of each shape. */
+const MEMBER = { kprobe: 'process_kprobe', tracepoint: 'process_tracepoint', lsm: 'process_lsm', uprobe: 'process_uprobe' } as const;
 
 /** The GetEventsResponse plain object for an event (fresh each call; callers may mutate it). */
 export function eventToProto(ev: RuntimeEvent): PEventResponse {
@@ -203,7 +294,7 @@ export function eventToProto(ev: RuntimeEvent): PEventResponse {
     default: {
       const shape = sensorShape(ev);
       const body = { ...(parent ? { process, parent } : { process }), ...shapeBody(shape) };
-      return shape.kind === 'kprobe' ? { process_kprobe: body, node_name: ev.nodeName, time } : { process_tracepoint: body, node_name: ev.nodeName, time };
+      return { [MEMBER[shape.kind]]: body, node_name: ev.nodeName, time } as PEventResponse;
     }
   }
 }
@@ -265,8 +356,8 @@ function writeTimestamp(w: protobuf.Writer, tag: number, t: WallTime): void {
   w.ldelim();
 }
 
-const TAG_KPROBE = (9 << 3) | 2;
-const TAG_TRACEPOINT = (10 << 3) | 2;
+/** Oneof tags of the sensor/policy bodies: process_kprobe 9, process_tracepoint 10, process_uprobe 12, process_lsm 28. */
+const BODY_TAG = { kprobe: (9 << 3) | 2, tracepoint: (10 << 3) | 2, uprobe: (12 << 3) | 2, lsm: (28 << 3) | 2 } as const;
 
 /** Writes the GetEventsResponse of an event into w (from the cached Process encodings). */
 function writeEvent(w: protobuf.Writer, ev: RuntimeEvent): void {
@@ -294,20 +385,23 @@ function writeEvent(w: protobuf.Writer, ev: RuntimeEvent): void {
  */
 function writeSensorBody(w: protobuf.Writer, ev: SensorEvent): void {
   const shape = sensorShape(ev);
-  const kprobe = shape.kind === 'kprobe';
-  w.uint32(kprobe ? TAG_KPROBE : TAG_TRACEPOINT).fork();
+  w.uint32(BODY_TAG[shape.kind]).fork();
   w.uint32(TAG_PROCESS).bytes(encodedProcess(ev.process));
   if (ev.parent) w.uint32(TAG_PARENT).bytes(encodedProcess(ev.parent));
-  bodyType(kprobe).encode(shapeBody(shape), w);
+  bodyType(shape.kind).encode(shapeBody(shape), w);
   w.ldelim();
 }
 
-let kprobeType: protobuf.Type | undefined;
-let tracepointType: protobuf.Type | undefined;
+const BODY_TYPE_NAME = { kprobe: 'ProcessKprobe', tracepoint: 'ProcessTracepoint', lsm: 'ProcessLsm', uprobe: 'ProcessUprobe' } as const;
+const bodyTypes = new Map<SensorShape['kind'], protobuf.Type>();
 
-function bodyType(kprobe: boolean): protobuf.Type {
-  if (kprobe) return (kprobeType ??= tetragonTypes().type('ProcessKprobe'));
-  return (tracepointType ??= tetragonTypes().type('ProcessTracepoint'));
+function bodyType(kind: SensorShape['kind']): protobuf.Type {
+  let t = bodyTypes.get(kind);
+  if (!t) {
+    t = tetragonTypes().type(BODY_TYPE_NAME[kind]);
+    bodyTypes.set(kind, t);
+  }
+  return t;
 }
 
 /**

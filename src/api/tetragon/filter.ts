@@ -47,6 +47,8 @@ function eventType(ev: RuntimeEvent): number {
       return EventType.PROCESS_EXIT;
     case 'syscall':
       return EventType.PROCESS_TRACEPOINT;
+    case 'policy':
+      return ev.hook === 'tracepoint' ? EventType.PROCESS_TRACEPOINT : ev.hook === 'lsm' ? EventType.PROCESS_LSM : ev.hook === 'uprobe' ? EventType.PROCESS_UPROBE : EventType.PROCESS_KPROBE;
     default:
       return EventType.PROCESS_KPROBE;
   }

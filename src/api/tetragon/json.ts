@@ -8,7 +8,7 @@
 // print whenever set even when 0/false, 64-bit integers are strings, enums are
 // names, timestamps are RFC 3339 UTC with 0/3/6/9 fraction digits.
 import { constants as osConstants } from 'node:os';
-import type { DnsEvent, FileEvent, NetEvent, PodInfo, ProcessInfo, PolicyArg, PolicyEvent, RuntimeEvent, SensorEvent, SyscallEvent, WallTime } from '../../model/event';
+import type { DnsEvent, FileEvent, NetEvent, PodInfo, ProcessInfo, PolicyAction, PolicyArg, PolicyEvent, RuntimeEvent, SensorEvent, SyscallEvent, WallTime } from '../../model/event';
 
 export type JsonPrimitive = string | number | boolean | null;
 export type JsonValue = JsonPrimitive | JsonValue[] | JsonObject;
@@ -405,20 +405,43 @@ export type ArgSpec = { label?: string } & (
   | { t: 'size'; v: bigint }
   | { t: 'long'; v: bigint }
   | { t: 'string'; v: string }
-  | { t: 'file' | 'path'; path: string; truncated?: boolean }
+  | { t: 'bytes'; v: Uint8Array; truncated?: boolean }
+  | { t: 'file' | 'path'; path: string; truncated?: boolean; permission?: string; flags?: string }
   | { t: 'sock'; sock: SockSpec }
+  | { t: 'sockaddr'; family: string; addr: string; port: number }
+  | { t: 'cred'; uid: number; gid: number; euid: number; egid: number }
+  | { t: 'capability'; value: number; name: string }
+  | { t: 'linux_binprm'; path: string }
 );
+
+/**
+ * KprobeAction (tetragon-api.md §2.2) by the model's action name: [number, protojson name].
+ * Sensor events are always POST.
+ */
+export const KPROBE_ACTIONS: Readonly<Record<PolicyAction, readonly [number, string]>> = {
+  post: [1, 'KPROBE_ACTION_POST'],
+  sigkill: [3, 'KPROBE_ACTION_SIGKILL'],
+  override: [5, 'KPROBE_ACTION_OVERRIDE'],
+  nopost: [9, 'KPROBE_ACTION_NOPOST'],
+  signal: [10, 'KPROBE_ACTION_SIGNAL'],
+  notify_enforcer: [13, 'KPROBE_ACTION_NOTIFYENFORCER'],
+};
 
 interface ShapeBase {
   args: ArgSpec[];
   policyName: string;
   message?: string;
+  /** Default post. */
+  action?: PolicyAction;
+  tags?: string[];
 }
 
 export interface KprobeShape extends ShapeBase {
   kind: 'kprobe';
   functionName: string;
   ret?: ArgSpec;
+  /** Default post when there is a return value. */
+  returnAction?: PolicyAction;
 }
 
 export interface TracepointShape extends ShapeBase {
@@ -427,7 +450,18 @@ export interface TracepointShape extends ShapeBase {
   event: string;
 }
 
-export type SensorShape = KprobeShape | TracepointShape;
+export interface LsmShape extends ShapeBase {
+  kind: 'lsm';
+  functionName: string;
+}
+
+export interface UprobeShape extends ShapeBase {
+  kind: 'uprobe';
+  path: string;
+  symbol: string;
+}
+
+export type SensorShape = KprobeShape | TracepointShape | LsmShape | UprobeShape;
 
 // ---- helpers shared with the Hubble encoder (summaries)
 
@@ -725,20 +759,52 @@ export function sensorShape(ev: SensorEvent): SensorShape {
   }
 }
 
-/** A policy hook's event as Tetragon shapes it (process_lsm is written as a kprobe until the encoders learn it). */
+/**
+ * A policy hook's event as Tetragon shapes it: kprobe → process_kprobe,
+ * tracepoint → process_tracepoint, lsm → process_lsm, uprobe → process_uprobe
+ * (subsys carries the probed binary for uprobes). A kprobe on a syscall named
+ * as written (`sys_execve`) is reported with the x86_64 symbol
+ * (`__x64_sys_execve`), as Tetragon does.
+ */
 function policyShape(ev: PolicyEvent): SensorShape {
-  const args = ev.args.filter((a): a is ArgSpec => isArgSpec(a));
-  if (ev.hook === 'tracepoint') return { kind: 'tracepoint', subsys: ev.subsys ?? '', event: ev.event ?? '', args, policyName: ev.policyName, message: ev.message };
-  const ret = ev.ret && isArgSpec(ev.ret) ? ev.ret : undefined;
-  return { kind: 'kprobe', functionName: ev.functionName, args, ret, policyName: ev.policyName, message: ev.message };
+  const args = ev.args.map(policyArg);
+  const base: ShapeBase = { args, policyName: ev.policyName, action: ev.action };
+  if (ev.message) base.message = ev.message;
+  if (ev.tags?.length) base.tags = ev.tags;
+  switch (ev.hook) {
+    case 'tracepoint':
+      return { ...base, kind: 'tracepoint', subsys: ev.subsys ?? '', event: ev.event ?? '' };
+    case 'lsm':
+      return { ...base, kind: 'lsm', functionName: ev.functionName };
+    case 'uprobe':
+      return { ...base, kind: 'uprobe', path: ev.subsys ?? '', symbol: ev.functionName };
+    case 'kprobe': {
+      const fn = ev.functionName.startsWith('sys_') ? SYSCALL_PREFIX + ev.functionName.slice(4) : ev.functionName;
+      const shape: KprobeShape = { ...base, kind: 'kprobe', functionName: fn };
+      if (ev.ret) {
+        shape.ret = policyArg(ev.ret);
+        shape.returnAction = ev.returnAction ?? 'post';
+      } else if (ev.returnAction) {
+        shape.returnAction = ev.returnAction;
+      }
+      return shape;
+    }
+  }
 }
 
-function isArgSpec(a: PolicyArg): a is PolicyArg & ArgSpec {
-  return a.t === 'int' || a.t === 'uint' || a.t === 'size' || a.t === 'long' || a.t === 'string' || a.t === 'file' || a.t === 'path' || a.t === 'sock';
+/** PolicyArg and ArgSpec share their variants; only names differ where the model is richer. */
+function policyArg(a: PolicyArg): ArgSpec {
+  return a;
 }
 
 export const KPROBE_ACTION_POST = 'KPROBE_ACTION_POST';
 export const PATH_FLAG_UNRESOLVED = 'unresolvedPathComponents';
+
+/** KprobeFile/KprobePath flags: the model's flags, plus the unresolved-path marker when the path was cut. */
+export function fileFlags(a: { truncated?: boolean; flags?: string }): string {
+  if (!a.truncated) return a.flags ?? '';
+  return a.flags ? `${a.flags} ${PATH_FLAG_UNRESOLVED}` : PATH_FLAG_UNRESOLVED;
+}
 
 function argToJson(a: ArgSpec): TetragonJsonKprobeArgument {
   const out: TetragonJsonKprobeArgument = {};
@@ -758,15 +824,42 @@ function argToJson(a: ArgSpec): TetragonJsonKprobeArgument {
     case 'string':
       out.string_arg = a.v;
       break;
+    case 'bytes': {
+      const b64 = Buffer.from(a.v.buffer, a.v.byteOffset, a.v.byteLength).toString('base64');
+      // A set oneof member prints even when empty; inside the message an empty bytes field does not.
+      if (a.truncated) out.truncated_bytes_arg = b64 ? { bytes_arg: b64 } : {};
+      else out.bytes_arg = b64;
+      break;
+    }
     case 'file':
     case 'path': {
       const f: TetragonJsonFileArg = {};
       if (a.path) f.path = a.path;
-      if (a.truncated) f.flags = PATH_FLAG_UNRESOLVED;
+      const flags = fileFlags(a);
+      if (flags) f.flags = flags;
+      if (a.permission) f.permission = a.permission;
       if (a.t === 'file') out.file_arg = f;
       else out.path_arg = f;
       break;
     }
+    case 'sockaddr': {
+      const j: JsonObject = {};
+      if (a.family) j.family = a.family;
+      if (a.addr) j.addr = a.addr;
+      if (a.port) j.port = a.port;
+      out.sockaddr_arg = j;
+      break;
+    }
+    case 'cred':
+      // Wrapper types: printed even when 0.
+      out.process_credentials_arg = { uid: a.uid, gid: a.gid, euid: a.euid, egid: a.egid };
+      break;
+    case 'capability':
+      out.capability_arg = a.name ? { value: a.value, name: a.name } : { value: a.value };
+      break;
+    case 'linux_binprm':
+      out.linux_binprm_arg = a.path ? { path: a.path } : {};
+      break;
     case 'sock': {
       const s = a.sock;
       const j: TetragonJsonSockArg = {};
@@ -788,29 +881,66 @@ function argToJson(a: ArgSpec): TetragonJsonKprobeArgument {
   return out;
 }
 
+/** The protojson name of an action (POST when unset). */
+export function actionName(a: PolicyAction | undefined): string {
+  return KPROBE_ACTIONS[a ?? 'post'][1];
+}
+
 function sensorEventJson(ev: SensorEvent, process: TetragonJsonProcess, parent: TetragonJsonProcess | undefined, time: string): TetragonJsonEvent {
   const shape = sensorShape(ev);
-  if (shape.kind === 'tracepoint') {
-    const body: TetragonJsonProcessTracepoint = { process };
-    if (parent) body.parent = parent;
-    body.subsys = shape.subsys;
-    body.event = shape.event;
-    if (shape.args.length) body.args = shape.args.map(argToJson);
-    body.policy_name = shape.policyName;
-    body.action = KPROBE_ACTION_POST;
-    if (shape.message) body.message = shape.message;
-    return { process_tracepoint: body, node_name: ev.nodeName, time };
+  const node_name = ev.nodeName;
+  // Keys in field-number order, as protojson prints them.
+  switch (shape.kind) {
+    case 'tracepoint': {
+      const body: TetragonJsonProcessTracepoint = { process };
+      if (parent) body.parent = parent;
+      body.subsys = shape.subsys;
+      body.event = shape.event;
+      if (shape.args.length) body.args = shape.args.map(argToJson);
+      body.policy_name = shape.policyName;
+      body.action = actionName(shape.action);
+      if (shape.message) body.message = shape.message;
+      if (shape.tags?.length) body.tags = [...shape.tags];
+      return { process_tracepoint: body, node_name, time };
+    }
+    case 'lsm': {
+      const body: TetragonJsonProcessLsm = { process };
+      if (parent) body.parent = parent;
+      body.function_name = shape.functionName;
+      body.policy_name = shape.policyName;
+      if (shape.message) body.message = shape.message;
+      if (shape.args.length) body.args = shape.args.map(argToJson);
+      body.action = actionName(shape.action);
+      if (shape.tags?.length) body.tags = [...shape.tags];
+      return { process_lsm: body, node_name, time };
+    }
+    case 'uprobe': {
+      const body: TetragonJsonProcessUprobe = { process };
+      if (parent) body.parent = parent;
+      if (shape.path) body.path = shape.path;
+      if (shape.symbol) body.symbol = shape.symbol;
+      body.policy_name = shape.policyName;
+      if (shape.message) body.message = shape.message;
+      if (shape.args.length) body.args = shape.args.map(argToJson);
+      if (shape.tags?.length) body.tags = [...shape.tags];
+      body.action = actionName(shape.action);
+      return { process_uprobe: body, node_name, time };
+    }
+    case 'kprobe': {
+      const body: TetragonJsonProcessKprobe = { process };
+      if (parent) body.parent = parent;
+      body.function_name = shape.functionName;
+      if (shape.args.length) body.args = shape.args.map(argToJson);
+      if (shape.ret) body.return = argToJson(shape.ret);
+      body.action = actionName(shape.action);
+      body.policy_name = shape.policyName;
+      const ra = shape.returnAction ?? (shape.ret ? 'post' : undefined);
+      if (ra) body.return_action = actionName(ra);
+      if (shape.message) body.message = shape.message;
+      if (shape.tags?.length) body.tags = [...shape.tags];
+      return { process_kprobe: body, node_name, time };
+    }
   }
-  const body: TetragonJsonProcessKprobe = { process };
-  if (parent) body.parent = parent;
-  body.function_name = shape.functionName;
-  if (shape.args.length) body.args = shape.args.map(argToJson);
-  if (shape.ret) body.return = argToJson(shape.ret);
-  body.action = KPROBE_ACTION_POST;
-  body.policy_name = shape.policyName;
-  if (shape.ret) body.return_action = KPROBE_ACTION_POST;
-  if (shape.message) body.message = shape.message;
-  return { process_kprobe: body, node_name: ev.nodeName, time };
 }
 
 /** The oneof member names, in GetEventsResponse order, for code that walks an event generically. */

@@ -1,7 +1,7 @@
 // Test helpers: synthetic file / network / DNS / syscall events shaped as the
 // sensors fill them (src/sensors/*/sensor.ts). Shared by the Tetragon and
 // Hubble encoder tests; not a test file itself.
-import type { DnsEvent, FileEvent, NetEvent, ProcessInfo, SyscallEvent, WallTime } from '../../model/event';
+import type { DnsEvent, FileEvent, NetEvent, PolicyEvent, ProcessInfo, SyscallEvent, WallTime } from '../../model/event';
 import { makeProcess } from './testkit';
 
 const T: WallTime = { sec: 1696629837, nsec: 700000000 };
@@ -72,4 +72,19 @@ export function dnsResponse(over: Partial<DnsEvent> = {}, process?: ProcessInfo)
 export function syscallEvent(over: Partial<SyscallEvent> = {}, process?: ProcessInfo, parent?: ProcessInfo): SyscallEvent {
   const p = process ?? makeProcess({ binary: '/usr/bin/python3', arguments: '-c "import os; os.getppid()"', args: ['-c', 'import os; os.getppid()'] });
   return { ...base(p, parent, over.time), kind: 'syscall', id: 110, name: 'getppid', args: [0n, 0n, 0n, 0n, 0n, 0n], ret: 1234, ...over };
+}
+
+/** A policy hook's event as the policy engine fills it (defaults: kprobe sys_openat, Post). */
+export function policyEvent(over: Partial<PolicyEvent> = {}, process?: ProcessInfo, parent?: ProcessInfo): PolicyEvent {
+  const p = process ?? makeProcess({ binary: '/bin/sh', arguments: '-c true', args: ['-c', 'true'] });
+  return {
+    ...base(p, parent, over.time),
+    kind: 'policy',
+    hook: 'kprobe',
+    functionName: 'sys_openat',
+    args: [{ t: 'int', v: -100 }, { t: 'string', v: '/etc/passwd' }],
+    policyName: 'file-watch',
+    action: 'post',
+    ...over,
+  };
 }
