@@ -12,11 +12,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { type BenchResult, machineLoad, nowS, ROOT } from './common';
+import * as connectPolicy from './connect-policy';
 import * as exec from './exec';
 import * as fanout from './fanout';
 import * as filestorm from './filestorm';
 import * as identity from './identity';
 import * as memory from './memory';
+import * as merge from './merge';
 import * as pipeline from './pipeline';
 
 const BENCHMARKS: { name: string; what: string; run: () => Promise<BenchResult> }[] = [
@@ -26,6 +28,8 @@ const BENCHMARKS: { name: string; what: string; run: () => Promise<BenchResult> 
   { name: 'fanout', what: '4 GetFlows follow subscribers at 50,000 events/s', run: () => fanout.run() },
   { name: 'filestorm', what: 'open+close storm with the file sensor vs without', run: () => filestorm.run() },
   { name: 'identity', what: 'connect storm: no sensor / net sensor / net sensor + Cilium identity lookup', run: () => identity.run() },
+  { name: 'connect-policy', what: 'connect storm with a 5-selector connect policy (identity lookup per connect) vs none', run: () => connectPolicy.run() },
+  { name: 'merge', what: 'Cilium flows/s the Hubble merge decodes and enriches on one core, vs pass-through', run: () => merge.run() },
 ];
 
 export const RESULTS_FILE = path.join(ROOT, 'dist', 'bench-results.json');

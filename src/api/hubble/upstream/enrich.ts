@@ -17,7 +17,7 @@ import type { CompiledFieldMask } from '../fieldmask';
 import { DECODE_OPTIONS, protos } from '../proto';
 import type { AnyMessage, Flow } from '../types';
 import type { FlowTuple, SocketEntry, SocketTable } from './sockets';
-import { spliceResponse } from './splice';
+import { encodeTail, spliceResponseTail } from './splice';
 import type { UpstreamFlowItem, UpstreamNoticeItem } from './types';
 
 /** What protobufjs decodes a flow into (only the fields read here). */
@@ -36,6 +36,7 @@ interface DecodedFlow extends protobuf.Message {
 interface Long {
   toString(): string;
   toNumber(): number;
+  isZero(): boolean;
 }
 
 interface DecodedResponse extends protobuf.Message {
@@ -122,8 +123,16 @@ export class CiliumFlow implements UpstreamFlowItem {
     if (this.enrichment) return;
     const cached = (entry.cache ??= enrichmentOf(entry.ev)) as Enrichment;
     const base = this.msg.Summary ?? '';
-    const summary = base ? `${base}; ${cached.suffix}` : cached.suffix;
-    this.bytes = spliceResponse(this.bytes, summary, cached.extensions);
+    let t = cached.tails.get(base);
+    if (!t) {
+      const summary = base ? `${base}; ${cached.suffix}` : cached.suffix;
+      t = { summary, bytes: encodeTail(summary, cached.extensions) };
+      // A connection's flows have few distinct Summaries (flags); bounded anyway.
+      if (cached.tails.size >= 16) cached.tails.clear();
+      cached.tails.set(base, t);
+    }
+    const summary = t.summary;
+    this.bytes = spliceResponseTail(this.bytes, t.bytes);
     this.enrichment = { summary, extensions: cached.extensions };
     this.socket = entry.ev;
     this.obj = undefined;
@@ -134,11 +143,13 @@ export class CiliumFlow implements UpstreamFlowItem {
 interface Enrichment {
   suffix: string;
   extensions: AnyMessage;
+  /** Cilium Summary → encoded Summary + extensions fields. */
+  tails: Map<string, { summary: string; bytes: Uint8Array }>;
 }
 
 /** Built once per socket: every flow of the connection shares the bytes. */
 function enrichmentOf(ev: NetEvent): Enrichment {
-  return { suffix: processSuffix(ev), extensions: tetragonExtensions(ev) };
+  return { suffix: processSuffix(ev), extensions: tetragonExtensions(ev), tails: new Map() };
 }
 
 /** `Process: /usr/bin/curl (pid 1234)` */
@@ -158,7 +169,9 @@ function tupleOf(f: DecodedFlow, timeMs: number): FlowTuple | undefined {
   if (!ip || !l4 || !ip.source || !ip.destination) return undefined;
   const ports = l4.TCP ?? l4.UDP;
   if (!ports) return undefined;
-  const cookie = f.socket_cookie ? f.socket_cookie.toString() : undefined;
+  // uint64 decodes to a Long (a zero Long is truthy, and toString is not free).
+  const c = f.socket_cookie;
+  const cookie = c && (typeof c === 'number' ? c !== 0 : !c.isZero()) ? c.toString() : undefined;
   return {
     protocol: l4.TCP ? 'tcp' : 'udp',
     srcIp: ip.source,

@@ -138,17 +138,28 @@ class FeedSubscription implements ItemSubscription {
   }
 }
 
-/** Remembers the last uuids seen, to drop what a reconnect replays. */
+/** Remembers the last `limit` uuids seen, to drop what a reconnect replays (FIFO ring + set). */
 class RecentIds {
-  private readonly set = new Set<string>();
-  constructor(private readonly limit: number) {}
+  readonly set = new Set<string>();
+  private readonly ring: string[];
+  private pos = 0;
+  constructor(private readonly limit: number) {
+    this.ring = new Array<string>(limit).fill('');
+  }
   /** false when already seen. */
   add(id: string): boolean {
     if (!id) return true;
     if (this.set.has(id)) return false;
+    const old = this.ring[this.pos];
+    if (old) this.set.delete(old);
+    this.ring[this.pos] = id;
+    this.pos = (this.pos + 1) % this.limit;
     this.set.add(id);
-    if (this.set.size > this.limit) this.set.delete(this.set.values().next().value as string);
     return true;
+  }
+  clear(): void {
+    this.set.clear();
+    this.ring.fill('');
   }
 }
 
@@ -204,6 +215,11 @@ export class MergedFeed implements ItemSource {
     return s;
   }
 
+  /** Forgets the uuids seen (benchmarks replay the same flows). */
+  forgetSeenIds(): void {
+    this.recent.clear();
+  }
+
   get held(): number {
     return this.runtime.length - this.rHead + (this.upstream.length - this.uHead);
   }
@@ -242,13 +258,26 @@ export class MergedFeed implements ItemSource {
   drainUpstream(): void {
     const f = this.follower;
     if (!f || this.closed) return;
+    this.ingest(f.take(this.batch));
+    const dropped = f.takeDropped();
+    if (dropped > 0) {
+      const now = this.now();
+      this.upstream.push({ it: this.lossNotice(dropped, 'subscriber_queue'), ms: now, arrived: now });
+    }
+    this.pump();
+    if (f.size > 0) this.scheduleDrain();
+  }
+
+  /** Takes raw Cilium GetFlowsResponses (the follower's, or a benchmark's) into the merge; pump() releases them. */
+  ingest(raws: readonly Buffer[]): void {
+    const f = this.follower;
     const now = this.now();
     const fallback = this.ciliumNode || this.o.nodeName;
-    for (const raw of f.take(this.batch)) {
+    for (const raw of raws) {
       const d = decodeUpstream(raw, fallback);
       switch (d.kind) {
         case 'garbage':
-          f.noteGarbage(d.error);
+          f?.noteGarbage(d.error);
           break;
         case 'empty':
           break;
@@ -259,7 +288,7 @@ export class MergedFeed implements ItemSource {
           break;
         case 'flow': {
           const item = d.item;
-          f.noteFlowTime(item.time);
+          f?.noteFlowTime(item.time);
           if (!this.recent.add(item.uuid)) {
             this.c.replayed++;
             break;
@@ -273,10 +302,6 @@ export class MergedFeed implements ItemSource {
         }
       }
     }
-    const dropped = f.takeDropped();
-    if (dropped > 0) this.upstream.push({ it: this.lossNotice(dropped, 'subscriber_queue'), ms: now, arrived: now });
-    this.pump();
-    if (f.size > 0) this.scheduleDrain();
   }
 
   private lossNotice(count: number, source: LossNotice['source'], first?: WallTime, last?: WallTime): LossNotice {

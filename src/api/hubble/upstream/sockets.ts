@@ -88,7 +88,7 @@ export class SocketTable {
   private readonly reportedTtlMs: number;
   private readonly byTuple = new Map<string, SocketEntry>();
   private readonly byCookie = new Map<string, SocketEntry>();
-  /** connKey → last Cilium flow time (ms); insertion order refreshed on update. */
+  /** connKey → last Cilium flow time (ms); insertion order = first report. */
   private readonly reportedConns = new Map<string, number>();
   private added = 0;
   private evicted = 0;
@@ -161,7 +161,12 @@ export class SocketTable {
   /** Notes that Cilium reported a flow of this connection. */
   markReported(t: FlowTuple): void {
     const k = connKey(t.protocol, t.srcIp, t.srcPort, t.dstIp, t.dstPort);
-    this.reportedConns.delete(k);
+    const prev = this.reportedConns.get(k);
+    // Refresh in place (order = first report, FIFO eviction): no delete/re-insert per flow.
+    if (prev !== undefined) {
+      if (t.timeMs > prev) this.reportedConns.set(k, t.timeMs);
+      return;
+    }
     this.reportedConns.set(k, t.timeMs);
     if (this.reportedConns.size > this.reportedCapacity) {
       const oldest = this.reportedConns.keys().next().value;
