@@ -11,8 +11,8 @@
 // field mask and cached in `ev.wire`, so every stream writes the same bytes.
 import { randomUUID } from 'node:crypto';
 import * as protobuf from 'protobufjs';
-import type { DnsEvent, EndpointInfo, FileEvent, LossNotice, LossSource, NetEvent, ProcessInfo, RuntimeEvent, SyscallEvent, WallTime } from '../../model/event';
-import { dnsCnames, dnsIps, dnsSummary, dnsTtl, eventToTetragonJson, formatResult, fqdn, hostPort, octalMode, openFlagNames } from '../tetragon/json';
+import type { DnsEvent, EndpointInfo, FileEvent, LossNotice, LossSource, NetEvent, PolicyArg, PolicyEvent, ProcessInfo, RuntimeEvent, SyscallEvent, WallTime } from '../../model/event';
+import { dnsCnames, dnsIps, dnsSummary, dnsTtl, errnoName, eventToTetragonJson, formatResult, fqdn, hostPort, octalMode, openFlagNames } from '../tetragon/json';
 import type { CompiledFieldMask } from './fieldmask';
 import { protos, STRUCT_TYPE_URL } from './proto';
 import type { AnyMessage, Endpoint, Flow, Layer4, LostEvent, TCPFlags, Timestamp } from './types';
@@ -275,8 +275,65 @@ export function eventSummary(ev: RuntimeEvent): string {
     case 'syscall':
       return syscallSummary(ev);
     case 'policy':
-      return words(ev.hook, p.binary, ev.functionName, ev.enforcement ? `${ev.enforcement.monitor ? 'would be ' : ''}${ev.enforcement.kind}` : undefined, `(policy ${ev.policyName})`);
+      return policySummary(ev);
   }
+}
+
+/** A short rendering of the args a reader cares about (strings, paths, peers), bounded. */
+function policyArgText(a: PolicyArg): string | undefined {
+  const cut = (t: string): string => (t.length > 96 ? `${t.slice(0, 95)}…` : t);
+  switch (a.t) {
+    case 'string':
+      return a.v ? cut(a.v) : undefined;
+    case 'file':
+    case 'path':
+    case 'linux_binprm':
+      return a.path ? cut(a.path) : undefined;
+    case 'sockaddr':
+      return a.addr ? hostPort(a.addr, a.port) : undefined;
+    case 'sock':
+      return a.sock.daddr ? hostPort(a.sock.daddr, a.sock.dport) : undefined;
+    case 'capability':
+      return a.name || undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** What the hook is called in a summary: the call as written, or subsys/event for tracepoints. */
+function policyHookName(ev: PolicyEvent): string {
+  return ev.hook === 'tracepoint' ? `${ev.subsys ?? ''}/${ev.event ?? ''}` : ev.functionName;
+}
+
+/**
+ * The SUMMARY of a policy event: what happened, to which binary, by which policy.
+ *   connect denied /usr/bin/python3 → 10.0.1.5:5432 (policy psql-only-to-db)
+ *   connect would be denied /usr/bin/python3 → 10.0.1.5:5432 (policy psql-only-to-db, monitor mode)
+ *   killed /tmp/evil at sys_execve (policy no-evil)
+ *   denied sys_openat /usr/bin/cat /etc/shadow: EPERM (policy protect-shadow)
+ *   sys_execve /bin/sh /bin/true (policy process-monitoring)
+ */
+export function policySummary(ev: PolicyEvent): string {
+  const bin = ev.process.binary;
+  const enf = ev.enforcement;
+  const mon = enf?.monitor === true;
+  const tail = `(policy ${ev.policyNamespace ? `${ev.policyNamespace}/` : ''}${ev.policyName}${mon ? ', monitor mode' : ''})`;
+  const hook = policyHookName(ev);
+  if (ev.net) {
+    const verb = /connect/.test(ev.functionName) ? 'connect' : hook;
+    const peer = ev.net.daddr ? `→ ${hostPort(ev.net.daddr, ev.net.dport)}` : undefined;
+    const what = !enf ? verb : `${verb} ${mon ? 'would be ' : ''}${enf.kind === 'killed' ? 'killed' : enf.kind === 'signaled' ? 'signaled' : 'denied'}`;
+    return words(what, bin, peer, enf?.errno && !mon ? `(${errnoName(enf.errno)})` : undefined, tail);
+  }
+  const args = ev.args.map(policyArgText).filter((x): x is string => x !== undefined).slice(0, 3);
+  if (enf?.kind === 'killed') return words(mon ? 'would kill' : 'killed', bin, `at ${hook}`, args.length ? `(${args.join(' ')})` : undefined, tail);
+  if (enf?.kind === 'signaled') return words(mon ? 'would signal' : 'signaled', bin, enf.signal !== undefined ? `with signal ${enf.signal}` : undefined, `at ${hook}`, tail);
+  if (enf?.kind === 'denied') {
+    const head = words(mon ? 'would deny' : 'denied', hook, bin, ...args);
+    return words(enf.errno ? `${head}: ${errnoName(enf.errno)}` : head, tail);
+  }
+  const ret = ev.ret && (ev.ret.t === 'int' || ev.ret.t === 'long') ? formatResult(Number(ev.ret.v)) : undefined;
+  return words(hook, bin, ...args, ret, ev.message ? `— ${ev.message}` : undefined, tail);
 }
 
 // ------------------------------------------------------------ flow building
@@ -440,7 +497,7 @@ function dnsFlow(ev: DnsEvent, nodeName: string): Flow {
   return flow;
 }
 
-/** Runtime kinds: the private event type 200 with Tetragon's EventType as sub_type (file → kprobe, syscall → tracepoint). */
+/** Runtime kinds: the private event type 200 with Tetragon's EventType as sub_type (file → kprobe, syscall → tracepoint, policy → its hook's). */
 function subType(ev: RuntimeEvent): number {
   switch (ev.kind) {
     case 'exec':
@@ -449,16 +506,72 @@ function subType(ev: RuntimeEvent): number {
       return TetragonEventType.PROCESS_EXIT;
     case 'syscall':
       return TetragonEventType.PROCESS_TRACEPOINT;
+    case 'policy':
+      return POLICY_SUB_TYPE[ev.hook];
     default:
       return TetragonEventType.PROCESS_KPROBE;
   }
+}
+
+/** Tetragon EventType numbers of the policy hooks (tetragon-api.md §2.1). */
+const POLICY_SUB_TYPE: Record<PolicyEvent['hook'], number> = { kprobe: 9, tracepoint: 10, uprobe: 12, lsm: 28 };
+
+/** Enforced → DROPPED, audited (monitor mode) → AUDIT, observed → FORWARDED. */
+function policyVerdict(ev: PolicyEvent): number {
+  if (!ev.enforcement) return Verdict.FORWARDED;
+  return ev.enforcement.monitor ? Verdict.AUDIT : Verdict.DROPPED;
+}
+
+/** Cilium's monitor types used for policy flows, and the drop code (hubble-api.md §4.4–4.5). */
+const CILIUM_DROP = 1;
+const CILIUM_POLICY_VERDICT = 5;
+export const DROP_REASON_POLICY_DENIED = 133;
+
+/**
+ * A policy event on a connect-type hook as an L3/L4 flow from the process to
+ * the peer: an enforced denial is a Cilium drop (event_type drop, sub_type
+ * and drop_reason_desc POLICY_DENIED, egress_denied_by naming the
+ * TracingPolicy), so `hubble observe --verdict DROPPED` and `--type drop`
+ * find it; a monitor-mode one is an AUDIT policy verdict; one that only
+ * posted is a FORWARDED trace-sock flow. The process context is in
+ * extensions, like every runtime event.
+ */
+function policyNetFlow(ev: PolicyEvent, n: NonNullable<PolicyEvent['net']>, nodeName: string): Flow {
+  const src: End = { ip: n.saddr, port: n.sport, ep: localEndpoint(ev.process, n.source) };
+  const dst: End = { ip: n.daddr, port: n.dport, ep: infoEndpoint(n.destination) };
+  const flow = baseFlow(ev);
+  flow.verdict = policyVerdict(ev);
+  flow.IP = { ...(src.ip ? { source: src.ip } : {}), ...(dst.ip ? { destination: dst.ip } : {}), ipVersion: n.family === 6 ? IPVersion.IPv6 : IPVersion.IPv4 };
+  flow.l4 = layer4(n.protocol, src, dst, n.protocol === 'tcp' ? { SYN: true } : undefined);
+  flow.source = src.ep;
+  flow.destination = dst.ep;
+  flow.Type = FlowType.L3_L4;
+  flow.node_name = ev.nodeName || nodeName;
+  flow.is_reply = { value: false };
+  flow.traffic_direction = TrafficDirection.EGRESS;
+  const policy = { name: ev.policyName, ...(ev.policyNamespace ? { namespace: ev.policyNamespace } : {}), kind: ev.policyNamespace ? 'TracingPolicyNamespaced' : 'TracingPolicy' };
+  if (flow.verdict === Verdict.DROPPED) {
+    flow.event_type = { type: CILIUM_DROP, sub_type: DROP_REASON_POLICY_DENIED };
+    flow.drop_reason = DROP_REASON_POLICY_DENIED;
+    flow.drop_reason_desc = DROP_REASON_POLICY_DENIED;
+    flow.egress_denied_by = [policy];
+  } else if (flow.verdict === Verdict.AUDIT) {
+    flow.event_type = { type: CILIUM_POLICY_VERDICT, sub_type: 0 };
+  } else {
+    flow.event_type = { type: CiliumMessageType.TRACE_SOCK, sub_type: SockXlatePoint.PRE_DIRECTION_FWD };
+    flow.sock_xlate_point = SockXlatePoint.PRE_DIRECTION_FWD;
+  }
+  if (ev.process.cgroupId) flow.cgroup_id = ev.process.cgroupId.toString();
+  flow.Summary = policySummary(ev);
+  return flow;
 }
 
 function runtimeFlow(ev: RuntimeEvent, nodeName: string): Flow {
   return {
     time: toTimestamp(ev.time),
     uuid: randomUUID(),
-    verdict: Verdict.FORWARDED,
+    // Policy events: killed / denied → DROPPED, monitor mode → AUDIT (hubble-api.md §8).
+    verdict: ev.kind === 'policy' ? policyVerdict(ev) : Verdict.FORWARDED,
     // Must be non-nil or the CLI prints no pod names (hubble-api.md §1 #10).
     IP: { source: '', ipVersion: IPVersion.IP_NOT_USED },
     source: processEndpoint(ev.process),
@@ -475,6 +588,8 @@ function buildFlow(ev: RuntimeEvent, nodeName: string): Flow {
       return netFlow(ev, nodeName);
     case 'dns':
       return dnsFlow(ev, nodeName);
+    case 'policy':
+      return ev.net ? policyNetFlow(ev, ev.net, nodeName) : runtimeFlow(ev, nodeName);
     default:
       return runtimeFlow(ev, nodeName);
   }
