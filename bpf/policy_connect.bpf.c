@@ -302,17 +302,16 @@ struct conn {
 	__u32 world;
 };
 
-/* ---- the peer's Cilium identity -------------------------------------------- */
+/* ---- the peer's Cilium identity (global functions: verified once each) - -------------------------------------------- */
 
 /*
- * Identity of the destination `w` (IPv4 in w[0]): cilium_lxc exact match
- * (node IPs are host), else the ipcache's longest prefix, else by rule
- * (loopback → host, anything else → world). Sets identity, id_flags (TH_PC_EV_ID_* | MAP bits), id_done.
+ * Identity of the destination `w` (IPv4 in w[0]): loopback is host;
+ * cilium_lxc exact match (node IPs are host), else the ipcache's longest
+ * prefix, else world by rule. Sets identity, id_flags (TH_PC_EV_ID_* | MAP bits), id_done.
  */
-static __noinline void peer_identity(struct conn *c)
+__noinline int peer_identity(struct conn *c)
 {
-	__u32 fam = c->fam, w0 = c->w[0], w1 = c->w[1], w2 = c->w[2], w3 = c->w[3], world = c->world;
-	__u32 *identity = &c->identity;
+	__u32 fam, w0, w1, w2, w3, world, *identity;
 	struct ipcache_key ik = {};
 	struct endpoint_key ek = {};
 	struct endpoint_info *ep;
@@ -320,6 +319,15 @@ static __noinline void peer_identity(struct conn *c)
 	void *ipc, *lxc;
 	__u8 f = 0;
 
+	if (!c)
+		return 0;
+	fam = c->fam;
+	w0 = c->w[0];
+	w1 = c->w[1];
+	w2 = c->w[2];
+	w3 = c->w[3];
+	world = c->world;
+	identity = &c->identity;
 	c->id_done = 1;
 
 	ipc = bpf_map_lookup_elem(&th_cil_ipc_v2, &zero);
@@ -343,6 +351,15 @@ static __noinline void peer_identity(struct conn *c)
 		ik.pad6 = ek.pad3 = w3;
 	}
 	ik.cluster_id = ek.cluster_id = th_cilium_cluster_id;
+	/*
+	 * Loopback never leaves the node: host, whatever the ipcache's
+	 * 0.0.0.0/0 (world) entry would say.
+	 */
+	if ((fam == 4 && (bpf_ntohl(w0) >> 24) == 127) || (fam == 6 && !w0 && !w1 && !w2 && w3 == bpf_htonl(1))) {
+		*identity = CILIUM_ID_HOST;
+		c->id_flags = f | TH_PC_EV_ID_RULE;
+		return 0;
+	}
 	if (lxc) {
 		ep = bpf_map_lookup_elem(lxc, &ek);
 		if (ep) {
@@ -353,7 +370,7 @@ static __noinline void peer_identity(struct conn *c)
 				c->endpoint = ep->lxc_id;
 			}
 			c->id_flags = f | TH_PC_EV_ID_LXC;
-			return;
+			return 0;
 		}
 	}
 	if (ipc) {
@@ -361,16 +378,15 @@ static __noinline void peer_identity(struct conn *c)
 		if (v) {
 			*identity = *v;
 			c->id_flags = f | TH_PC_EV_ID_IPCACHE;
-			return;
+			return 0;
 		}
 	}
-	if ((fam == 4 && (bpf_ntohl(w0) >> 24) == 127) || (fam == 6 && !w0 && !w1 && !w2 && w3 == bpf_htonl(1)))
-		*identity = CILIUM_ID_HOST;
-	else if (world == 0xffffffff)
+	if (world == 0xffffffff)
 		*identity = fam == 4 ? CILIUM_ID_WORLD_IPV4 : CILIUM_ID_WORLD_IPV6;
 	else
 		*identity = world;
 	c->id_flags = f | TH_PC_EV_ID_RULE;
+	return 0;
 }
 
 /* ---- the decision ----------------------------------------------------------- */
@@ -416,9 +432,13 @@ static __always_inline int ident_in(__u8 set, struct conn *c)
 	return bpf_map_lookup_elem(&th_pc_ids, &k) != 0;
 }
 
-static __always_inline int rule_matches(struct th_pc_rule *r, struct conn *c)
+/* Global: verified once on its own, not once per rule and call site. */
+__noinline int rule_matches(struct th_pc_rule *r, struct conn *c)
 {
 	int i;
+
+	if (!r || !c)
+		return 0;
 
 	if (r->families && !(r->families & c->famfl))
 		return 0;
@@ -569,6 +589,9 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, __u16 family)
 	if (r->actions & TH_PC_ACT_NOPOST) {
 		COUNT(nopost);
 	} else {
+		/* The record names the peer's identity; looked up before the reservation is held. */
+		if (!c.id_done)
+			peer_identity(&c);
 		ev = bpf_ringbuf_reserve(&th_pc_events, sizeof(*ev), 0);
 		if (!ev) {
 			COUNT(ring_drops);
@@ -583,8 +606,6 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, __u16 family)
 			ev->tgid = tgid;
 			ev->tid = (__u32)id;
 			ev->netns = c.netns;
-			if (!c.id_done)
-				peer_identity(&c);
 			ev->d_identity = c.identity;
 			ev->d_endpoint = c.endpoint;
 			ev->err = err;

@@ -19,6 +19,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Logger } from '../src/agent/log';
+import { flowOf } from '../src/api/hubble/encode';
 import { EventBus } from '../src/bus/bus';
 import { defaultConfig, type AgentConfig } from '../src/config/config';
 import { ProcessCache } from '../src/enrich/process/cache';
@@ -251,6 +252,15 @@ describe('connect policy: identity-aware enforcement at the cgroup connect hooks
       assert.equal(ev.net?.destination?.id, 102);
       assert.equal(ev.net?.destination?.podName, 'db-0');
       assert.deepEqual([...(ev.net?.destination?.labels ?? [])], LABELS.db);
+      assert.equal(ev.net?.source?.identity, API, 'source: the api pod');
+      assert.equal(ev.net?.source?.podName, 'api-0');
+      // What hubble observe shows: a DROPPED flow between the two pods, with the process.
+      const flow = flowOf(ev, 'it-node');
+      assert.equal(flow.verdict, 2, 'DROPPED');
+      assert.equal(flow.source?.identity, API);
+      assert.equal(flow.destination?.identity, DB);
+      assert.deepEqual(flow.destination?.labels, LABELS.db);
+      assert.equal(flow.l4?.TCP?.destination_port, 5432);
       const sockArg = ev.args.find((a) => a.t === 'sock');
       assert.ok(sockArg && sockArg.t === 'sock' && sockArg.sock.daddr === veth.addrB && sockArg.sock.dport === 5432, JSON.stringify(ev.args, (_k, v) => (typeof v === 'bigint' ? String(v) : v)));
       assert.ok(ev.args.some((a) => a.t === 'sockaddr' && a.addr === veth.addrB && a.port === 5432));
@@ -263,6 +273,7 @@ describe('connect policy: identity-aware enforcement at the cgroup connect hooks
         assert.equal(out, 'ok');
         const ev = await waitFor(() => policyEvents().find((e) => e.process.pid === pid), 10_000, 'monitor event');
         assert.deepEqual(ev.enforcement, { kind: 'denied', monitor: true });
+        assert.equal(flowOf(ev, 'it-node').verdict, 4, 'AUDIT');
         assert.equal(ev.action, 'override');
       } finally {
         await hook.setMode('enforce');

@@ -538,13 +538,16 @@ export class ConnectHook implements LoadedHook {
       problems.push(`podSelector: GET /v1/endpoint on ${socket} failed; keeping the previous pods`);
       return;
     }
-    const ips = new Set<string>();
-    for (const ep of api.endpoints()) if (selectorMatches(sel, ep.labels)) for (const ip of [...ep.ipv4, ...ep.ipv6]) ips.add(ip);
+    const ips = new Map<string, { id: number; identity: number }>();
+    for (const ep of api.endpoints()) if (selectorMatches(sel, ep.labels)) for (const ip of [...ep.ipv4, ...ep.ipv6]) ips.set(ip, ep);
     const want = new Set<number>();
     if (ips.size) {
       for (const [ns, pid] of await netnsOfProcesses()) {
-        const addrs = await netnsAddresses(pid);
-        if (addrs.some((a) => ips.has(a))) want.add(ns);
+        const hit = (await netnsAddresses(pid)).map((a) => ips.get(a)).find((x) => x !== undefined);
+        if (!hit) continue;
+        want.add(ns);
+        // The events' source end: this pod's endpoint, known before its first connect.
+        this.identity?.resolver.learnNetns(ns, hit.id, hit.identity);
       }
     }
     if (this.closed || !this.obj) return;
