@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import type { RuntimeEvent } from '../model/event';
 import { flowResponseBytes } from '../api/hubble/encode';
 import { protos } from '../api/hubble/proto';
-import { dnsEvent, dnsResponse, fileEvent, netEvent, syscallEvent } from '../api/tetragon/sensorkit';
+import { dnsEvent, dnsResponse, fileEvent, netEvent, policyEvent, syscallEvent } from '../api/tetragon/sensorkit';
 import { makeProcess, xwingPod } from '../api/tetragon/testkit';
 import { buildRequest, formatResponse, parseObserveArgs, UsageError } from './observe';
 
@@ -59,4 +59,34 @@ test('connection and DNS flows print a Hubble line plus the process', () => {
   const json = JSON.parse(formatResponse(response(netEvent()), parseObserveArgs(['-o', 'json'], false)).out!);
   assert.equal(json.flow.Type, 'L3_L4');
   assert.equal(json.flow.extensions.process_kprobe.function_name, 'tcp_connect');
+});
+
+test('policy events: the tetra line plus the policy, its action and whether it was enforced', () => {
+  const o = parseObserveArgs(['--color', 'never'], false);
+  const sh = makeProcess({ binary: '/bin/sh', arguments: '-c true' });
+  assert.equal(
+    formatResponse(response(policyEvent({ functionName: 'sys_execve', args: [{ t: 'string', v: '/bin/true' }], policyName: 'process-monitoring' }, sh)), o).out,
+    '❓ syscall mynode /bin/sh __x64_sys_execve  [policy process-monitoring]',
+  );
+  assert.equal(
+    formatResponse(response(policyEvent({ functionName: 'sys_execve', policyName: 'no-evil', action: 'sigkill', message: 'evil binary', enforcement: { kind: 'killed', monitor: false } }, sh)), o).out,
+    '❓ syscall mynode /bin/sh __x64_sys_execve  [policy no-evil: sigkill, enforced] "evil binary"',
+  );
+  assert.equal(
+    formatResponse(response(policyEvent({ hook: 'lsm', functionName: 'file_open', policyName: 'p', action: 'override', enforcement: { kind: 'denied', monitor: true } }, sh)), o).out,
+    '🔒 LSM     mynode /bin/sh file_open  [policy p: override, monitor mode: not enforced]',
+  );
+  // A denied connect: the Hubble line (drop) with the process.
+  const deny = policyEvent({
+    functionName: 'tcp_connect',
+    policyName: 'psql-only-to-db',
+    action: 'override',
+    enforcement: { kind: 'denied', monitor: false, errno: 1 },
+    net: { protocol: 'tcp', family: 4, saddr: '10.0.0.7', sport: 41234, daddr: '10.0.1.5', dport: 5432 },
+  }, makeProcess({ binary: '/usr/bin/python3', pid: 77 }));
+  assert.equal(
+    formatResponse(response(deny), o).out,
+    '10.0.0.7:41234 (unknown) -> 10.0.1.5:5432 (unknown) Policy denied DROPPED (connect denied /usr/bin/python3 → 10.0.1.5:5432 (EPERM) (policy psql-only-to-db)) mynode /usr/bin/python3 pid 77',
+  );
+  assert.deepEqual(buildRequest(parseObserveArgs(['--type', 'drop', '--type', 'lsm'], false)).whitelist, [{ event_type: [{ type: 1 }, { type: 200, match_sub_type: true, sub_type: 28 }] }]);
 });

@@ -14,6 +14,9 @@ export const RUNTIME_EVENT_TYPE = 200;
 /** Cilium monitor types the agent uses for socket (trace-sock) and DNS (L7 access log) flows. */
 export const TRACE_SOCK_EVENT_TYPE = 7;
 export const L7_EVENT_TYPE = 129;
+/** Cilium drop and policy-verdict types: enforced and audited policy denials. */
+export const DROP_EVENT_TYPE = 1;
+export const POLICY_VERDICT_EVENT_TYPE = 5;
 
 export interface EventTypeSel {
   type: number;
@@ -43,6 +46,8 @@ export const EVENT_TYPES: Record<string, EventTypeSel> = {
   process_lsm: runtime(28),
   net: { type: TRACE_SOCK_EVENT_TYPE },
   'trace-sock': { type: TRACE_SOCK_EVENT_TYPE },
+  drop: { type: 1 },
+  'policy-verdict': { type: 5 },
   dns: { type: L7_EVENT_TYPE },
   l7: { type: L7_EVENT_TYPE },
 };
@@ -58,7 +63,7 @@ const HELP = `Usage: tetrahub observe [flags]
   --pid PID            only these pids (repeatable)
   --args REGEX         only processes whose arguments match (repeatable)
   --parent-binary REGEX  only processes whose parent binary matches (repeatable)
-  --type KIND          exec | exit | file | net | dns | syscall | kprobe | tracepoint | lsm
+  --type KIND          exec | exit | file | net | dns | syscall | kprobe | tracepoint | lsm | drop | policy-verdict
                        (repeatable)
   --timestamps         print the event time first
   --color always|never|auto [auto]
@@ -143,7 +148,7 @@ export function parseObserveArgs(argv: string[], isTty = !!process.stdout.isTTY)
       case '--type': {
         const v = val().toLowerCase();
         const t = EVENT_TYPES[v];
-        if (t === undefined) throw new UsageError(`--type: unknown event kind "${v}" (known: exec, exit, file, net, dns, syscall, kprobe, tracepoint, lsm)`);
+        if (t === undefined) throw new UsageError(`--type: unknown event kind "${v}" (known: exec, exit, file, net, dns, syscall, kprobe, tracepoint, lsm, drop, policy-verdict)`);
         if (!o.types.some((x) => x.type === t.type && x.sub_type === t.sub_type)) o.types.push(t);
         break;
       }
@@ -240,8 +245,33 @@ function isNetworkFlow(flow: FlowLike): boolean {
 /** The process of a Tetragon event, whatever its kind. */
 function processOf(ev: TetragonJsonEvent | undefined): TetragonJsonProcess | undefined {
   if (!ev) return undefined;
-  const body = ev.process_kprobe ?? ev.process_tracepoint ?? ev.process_exec ?? ev.process_exit;
+  const body = ev.process_kprobe ?? ev.process_tracepoint ?? ev.process_lsm ?? ev.process_uprobe ?? ev.process_exec ?? ev.process_exit;
   return body?.process;
+}
+
+/** Policy hook events (not the sensors' own tetrahub-* shapes): policy name, action, message. */
+function policyOf(ev: TetragonJsonEvent | undefined): { name: string; action?: string; message?: string } | undefined {
+  const body = ev?.process_kprobe ?? ev?.process_tracepoint ?? ev?.process_lsm ?? ev?.process_uprobe;
+  const name = body?.policy_name;
+  if (!body || !name || name.startsWith('tetrahub-')) return undefined;
+  return { name, action: body.action, message: body.message };
+}
+
+/**
+ * What `tetrahub observe` adds after a policy event's tetra line: the policy,
+ * its action when it is not a plain Post, the verdict when the event was
+ * enforced or audited, and the policy's message.
+ */
+export function policyTrailer(ev: TetragonJsonEvent | undefined, verdict: string | number | undefined): string {
+  const p = policyOf(ev);
+  if (!p) return '';
+  const bits: string[] = [];
+  const action = p.action?.replace(/^KPROBE_ACTION_/, '').toLowerCase();
+  if (action && action !== 'post') bits.push(action);
+  const v = String(verdict ?? '');
+  if (v === 'DROPPED' || v === '2') bits.push('enforced');
+  else if (v === 'AUDIT' || v === '4') bits.push('monitor mode: not enforced');
+  return `  [policy ${p.name}${bits.length ? `: ${bits.join(', ')}` : ''}]${p.message ? ` ${quoteIfNeeded(p.message)}` : ''}`;
 }
 
 function isoTime(t: FlowLike['time']): string {
@@ -282,6 +312,9 @@ function flowType(flow: FlowLike): string {
     return flow.l7.dns ? `dns-${t} ${flow.l7.dns.observation_source ?? ''}`.trimEnd() : `l7-${t}`;
   }
   if (flow.event_type?.type === TRACE_SOCK_EVENT_TYPE) return XLATE[String(flow.sock_xlate_point ?? '')] ?? 'trace-sock';
+  // Policy denials are Cilium drops (sub_type = drop code), audits policy verdicts.
+  if (flow.event_type?.type === DROP_EVENT_TYPE) return flow.event_type.sub_type === 133 ? 'Policy denied' : 'drop';
+  if (flow.event_type?.type === POLICY_VERDICT_EVENT_TYPE) return 'policy-verdict:none EGRESS';
   return 'UNKNOWN';
 }
 
@@ -329,7 +362,7 @@ export function formatResponse(r: ResponseLike, o: ObserveOptions): { out?: stri
     }
     return { out: formatNetworkFlow(flow, r.node_name, o) };
   }
-  if (ev) return { out: o.output === 'json' ? JSON.stringify(ev) : formatCompact(ev, { color: o.color, timestamps: o.timestamps }) };
+  if (ev) return { out: o.output === 'json' ? JSON.stringify(ev) : formatCompact(ev, { color: o.color, timestamps: o.timestamps }) + policyTrailer(ev, flow.verdict) };
   // A flow without runtime context: Hubble-like one-liner.
   if (o.output === 'json') return { out: JSON.stringify(r) };
   return { out: formatNetworkFlow(flow, r.node_name, { timestamps: true }) };
