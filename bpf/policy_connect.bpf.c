@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * Connect-type TracingPolicy hooks (sys_connect, security_socket_connect,
- * tcp_connect, … as written in a policy) evaluated at the cgroup connect4 /
- * connect6 hooks, which work on every kernel we support without kprobes or
+ * tcp_connect, … as written in a policy; udp_sendmsg also at sendmsg4/6)
+ * evaluated at the cgroup connect4 / connect6 hooks, which work on every kernel we support without kprobes or
  * BPF-LSM. One object per loaded policy hook; its maps hold that hook's
  * selectors (first matching selector wins, as in Tetragon).
  *
@@ -655,6 +655,19 @@ int th_pc_connect6(struct bpf_sock_addr *ctx)
 	return decide(ctx, AF_INET6);
 }
 
+/* UDP datagrams with a destination (unconnected sends); connected UDP sockets went through connect4/6. */
+SEC("cgroup/sendmsg4")
+int th_pc_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return decide(ctx, AF_INET);
+}
+
+SEC("cgroup/sendmsg6")
+int th_pc_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return decide(ctx, AF_INET6);
+}
+
 /* syscalls:sys_exit_connect, by the format's offsets. */
 struct sys_exit_args {
 	__u64 common;
@@ -662,9 +675,7 @@ struct sys_exit_args {
 	long ret;
 };
 
-/* Sigkill: the connect was refused; end the process before it sees the error. */
-SEC("tracepoint/syscalls/sys_exit_connect")
-int th_pc_connect_exit(struct sys_exit_args *ctx)
+static __always_inline int kill_pending(void)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 
@@ -673,4 +684,23 @@ int th_pc_connect_exit(struct sys_exit_args *ctx)
 	bpf_map_delete_elem(&th_pc_kill, &id);
 	bpf_send_signal(SIGKILL);
 	return 0;
+}
+
+/* Sigkill: the connect (or send) was refused; end the process before it sees the error. */
+SEC("tracepoint/syscalls/sys_exit_connect")
+int th_pc_connect_exit(struct sys_exit_args *ctx)
+{
+	return kill_pending();
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendto")
+int th_pc_sendto_exit(struct sys_exit_args *ctx)
+{
+	return kill_pending();
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int th_pc_sendmsg_exit(struct sys_exit_args *ctx)
+{
+	return kill_pending();
 }

@@ -351,6 +351,61 @@ describe('connect policy: identity-aware enforcement at the cgroup connect hooks
     });
   });
 
+  describe('UDP: udp_sendmsg at cgroup sendmsg4 (and connect4 for connected sockets)', () => {
+    // sendto without connect, or connect + send: prints "ok" or "err <errno>".
+    const UDP = `
+import socket, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    if sys.argv[3] == 'connect':
+        u.connect((sys.argv[1], int(sys.argv[2])))
+        u.send(b'x')
+    else:
+        u.sendto(b'x', (sys.argv[1], int(sys.argv[2])))
+    print('ok', flush=True)
+except OSError as e:
+    print('err', e.errno, flush=True)
+`;
+    test('only the psql copy may send to the db on 5353/udp', async () => {
+      const parsed = parsePolicy(`
+apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata: {name: "udp-to-db"}
+spec:
+  kprobes:
+  - call: "udp_sendmsg"
+    syscall: false
+    args: [{index: 0, type: "sock"}]
+    selectors:
+    - matchArgs:
+      - {index: 0, operator: DLabels, labelSelector: {matchLabels: {app: db}}}
+      - {index: 0, operator: DPort, values: ["5353"]}
+      matchBinaries: [{operator: NotIn, values: ["${psql}"]}]
+      matchActions: [{action: Override, argError: -1}]
+`);
+      assert.deepEqual(parsed.errors, []);
+      const policy = parsed.policy as TracingPolicy;
+      const { status } = backend.plan(policy, { list: 'kprobes', index: 0 }, deps.features);
+      assert.match(status.attachedAs, /^cgroup connect4\/connect6\/sendmsg4\/sendmsg6 on /);
+      const hook = await backend.load(policy, { list: 'kprobes', index: 0 }, { deps, mode: 'enforce', policyId: policyId++, counters: zeroCounters() });
+      const udp = (bin: string, addr: string, port: number, how: 'sendto' | 'connect'): string => veth.execIn(veth.nsA, bin, ['-c', UDP, addr, String(port), how]).trim();
+      try {
+        assert.equal(udp('python3', veth.addrB, 5353, 'sendto'), `err ${EPERM}`, 'unconnected sendto refused at sendmsg4');
+        assert.equal(udp('python3', veth.addrB, 5353, 'connect'), `err ${EPERM}`, 'connected UDP refused at connect4');
+        assert.equal(udp(psql, veth.addrB, 5353, 'sendto'), 'ok');
+        assert.equal(udp('python3', veth.addrB, 5354, 'sendto'), 'ok', 'another port');
+        assert.equal(connectFrom('python3', veth.addrB, 5432).out, 'ok', 'TCP is not this hook\'s business');
+        const ev = await waitFor(() => policyEvents().find((e) => e.policyName === 'udp-to-db'), 10_000, 'udp event');
+        assert.equal(ev.net?.protocol, 'udp');
+        assert.equal(ev.net?.destination?.identity, DB);
+        assert.equal(ev.functionName, 'udp_sendmsg');
+      } finally {
+        await hook.close();
+      }
+      assert.equal(udp('python3', veth.addrB, 5353, 'sendto'), 'ok');
+    });
+  });
+
   describe('DIdentity by number and by reserved name; Sigkill', () => {
     const POLICY = (extra: string): string => `
 apiVersion: cilium.io/v1alpha1

@@ -40,6 +40,8 @@ interface CallInfo {
   /** Arg index of the destination sockaddr. */
   addrIndex: number;
   hook: 'kprobe' | 'lsm';
+  /** UDP sends: also evaluated at cgroup sendmsg4/6 (datagrams with a destination). */
+  sendmsg?: boolean;
 }
 
 const SYSCALL: CallInfo = { protocols: 0, families: 0, sockIndex: -1, addrIndex: 1, hook: 'kprobe' };
@@ -52,6 +54,8 @@ export const CONNECT_CALLS: ReadonlyMap<string, CallInfo> = new Map([
   ['tcp_v6_connect', { protocols: TH_PC_PROTO_TCP, families: TH_PC_FAM_INET6, sockIndex: 0, addrIndex: 1, hook: 'kprobe' }],
   ['ip4_datagram_connect', { protocols: TH_PC_PROTO_UDP, families: TH_PC_FAM_INET, sockIndex: 0, addrIndex: 1, hook: 'kprobe' }],
   ['ip6_datagram_connect', { protocols: TH_PC_PROTO_UDP, families: TH_PC_FAM_INET6, sockIndex: 0, addrIndex: 1, hook: 'kprobe' }],
+  ['udp_sendmsg', { protocols: TH_PC_PROTO_UDP, families: TH_PC_FAM_INET, sockIndex: 0, addrIndex: -1, hook: 'kprobe', sendmsg: true }],
+  ['udpv6_sendmsg', { protocols: TH_PC_PROTO_UDP, families: TH_PC_FAM_INET6, sockIndex: 0, addrIndex: -1, hook: 'kprobe', sendmsg: true }],
 ] as [string, CallInfo][]);
 
 const SYSCALL_NAMES = new Set(['sys_connect', '__x64_sys_connect', '__arm64_sys_connect', 'connect', '__sys_connect']);
@@ -116,6 +120,8 @@ export interface CompiledHook {
   podSelector?: LabelSelector;
   /** Any rule needs labels resolved to identities. */
   usesLabels: boolean;
+  /** Also at cgroup sendmsg4/6 (udp_sendmsg hooks). */
+  sendmsg: boolean;
   usesIdentity: boolean;
 }
 
@@ -264,7 +270,7 @@ export function compileConnectHook(policy: TracingPolicy, ref: HookRef): Compile
   }
   return {
     ok: true,
-    hook: { section: c.section, call: c.call, hook: c.info.hook, args: c.args, rules, binarySets, podSelector: spec.podSelector, usesLabels, usesIdentity: usesIdentity || spec.podSelector !== undefined },
+    hook: { section: c.section, call: c.call, hook: c.info.hook, args: c.args, rules, binarySets, podSelector: spec.podSelector, usesLabels, usesIdentity: usesIdentity || spec.podSelector !== undefined, sendmsg: c.info.sendmsg === true },
   };
 }
 

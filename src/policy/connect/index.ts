@@ -74,13 +74,13 @@ function statusOf(policy: TracingPolicy, hook: CompiledHook, features: FeaturePr
     const how = other.length === 0 ? 'connect fails with EPERM' : argErrorHonoured === false ? `connect fails with EPERM (argError ${other.join(', ')} cannot be returned by a cgroup hook on this kernel)` : `connect fails with argError ${errs.join(', ')} (bpf_set_retval; EPERM where the kernel lacks it)`;
     actions.push(`Override: cgroup connect4/connect6 deny, ${how}`);
   }
-  if (any(TH_PC_ACT_SIGKILL)) actions.push('Sigkill: connect refused in cgroup connect4/connect6, SIGKILL by bpf_send_signal at sys_exit_connect (same thread)');
+  if (any(TH_PC_ACT_SIGKILL)) actions.push(`Sigkill: connect${hook.sendmsg ? '/send' : ''} refused in the cgroup hook, SIGKILL by bpf_send_signal at sys_exit_connect${hook.sendmsg ? '/sendto/sendmsg' : ''} (same thread)`);
   actions.push('Post: ring record per matching connect (NoPost: counted only)');
   void policy;
   return {
     section: hook.section,
     call: hook.call,
-    attachedAs: `cgroup connect4/connect6 on ${cgroupRoot}`,
+    attachedAs: `cgroup connect4/connect6${hook.sendmsg ? '/sendmsg4/sendmsg6' : ''} on ${cgroupRoot}`,
     state: 'loaded',
     ...(fallback ? { fallback } : {}),
     inKernel,

@@ -283,7 +283,11 @@ export class ConnectHook implements LoadedHook {
         pinRoot: config.bpfDir,
         mapSizes: { tetrahub_procs: procsEntries },
         rodata: { agent_tgid: process.pid, follow_sets: follow, use_set_retval: setRetval ? 1 : 0, th_cilium_cluster_id: this.identity?.clusterId ?? 0 },
-        skipPrograms: needKill ? [] : ['th_pc_connect_exit'],
+        skipPrograms: [
+          ...(needKill ? [] : ['th_pc_connect_exit']),
+          ...(needKill && this.hook.sendmsg ? [] : ['th_pc_sendto_exit', 'th_pc_sendmsg_exit']),
+          ...(this.hook.sendmsg ? [] : ['th_pc_sendmsg4', 'th_pc_sendmsg6']),
+        ],
       });
       try {
         obj.load();
@@ -308,6 +312,7 @@ export class ConnectHook implements LoadedHook {
       // Binary tracking first, then seed running processes: an exec racing the seed wins (NOEXIST).
       for (const prog of ['th_pc_exec', 'th_pc_fork', 'th_pc_exit']) this.links.push(this.obj.attach(prog));
       if (needKill) this.links.push(this.obj.attach('th_pc_connect_exit'));
+      if (needKill && this.hook.sendmsg) for (const prog of ['th_pc_sendto_exit', 'th_pc_sendmsg_exit']) this.links.push(this.obj.attach(prog));
       this.writeBinaries();
       await this.seedProcesses();
       this.writeStaticSets();
@@ -320,7 +325,8 @@ export class ConnectHook implements LoadedHook {
       this.writeCfg();
       this.consumer = native.createRingConsumer([this.map('th_pc_events')], { onBatch: (b, n) => this.onBatch(b, n) });
       this.consumer.start();
-      for (const prog of ['th_pc_connect4', 'th_pc_connect6']) this.links.push(this.obj.attach(prog, { cgroupPath: this.cgroupRoot }));
+      const cgroupProgs = ['th_pc_connect4', 'th_pc_connect6', ...(this.hook.sendmsg ? ['th_pc_sendmsg4', 'th_pc_sendmsg6'] : [])];
+      for (const prog of cgroupProgs) this.links.push(this.obj.attach(prog, { cgroupPath: this.cgroupRoot }));
       if (this.hook.usesLabels || this.hook.podSelector) {
         this.identity?.maps.on('change', this.onMapsChange);
         this.timer = setInterval(() => void this.refresh(), this.opts.refreshMs ?? 5000);
