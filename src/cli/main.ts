@@ -1,9 +1,10 @@
-// `tetrahub` command line: agent, observe, status, version.
+// `tetrahub` command line: agent, observe, status, policy, version.
 import { Agent, AgentStartError } from '../agent/agent';
 import { ConfigError, parseAgentArgs } from '../config/config';
 import { VERSION } from '../agent/version';
 import { runObserve } from './observe';
 import { runStatus } from './status';
+import { runPolicy } from './policy';
 
 const USAGE = `Usage: tetrahub <command> [flags]
 
@@ -11,6 +12,7 @@ Commands:
   agent     run the agent in the foreground (what \`npm start\` runs)
   observe   show events (like tetra getevents / hubble observe); --help for flags
   status    sensors, kernel features, fallbacks, counters of a running agent
+  policy    TracingPolicies: add | delete | list | enable | disable | mode | check FILE; --help for more
   version   print the version
 
 Agent flags (defaults in brackets; also settable in /etc/tetrahub/config.yaml or --config FILE):
@@ -28,6 +30,9 @@ Agent flags (defaults in brackets; also settable in /etc/tetrahub/config.yaml or
   --hubble-history-size N    [4095]
   --event-queue-size N       [10000]
   --enable-sensor NAME / --disable-sensor NAME
+  --tracing-policy FILE      TracingPolicy file loaded at start (repeatable)
+  --tracing-policy-dir DIR   directory of policy files (*.yaml, *.yml, *.json), watched: add, change, remove live
+  --policy-strict            refuse a policy when any of its hooks is unsupported on this kernel
   --log-level LEVEL          [info]
 `;
 
@@ -40,6 +45,10 @@ export async function main(argv: string[]): Promise<number> {
       return runObserve(rest);
     case 'status':
       return runStatus(rest);
+    case 'policy':
+    case 'tracingpolicy':
+    case 'tp':
+      return runPolicy(rest);
     case 'version':
     case '--version':
       process.stdout.write(`tetrahub ${VERSION}\n`);
