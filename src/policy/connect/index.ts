@@ -30,15 +30,20 @@ export { ConnectHook, decodeDecision } from './kernel';
 export type { ConnectDecision, ConnectKernelOptions, ConnectStats } from './kernel';
 export { selectorMatches, splitLabel } from './labels';
 
-/** Kernel memory of one loaded hook's maps (key + value × entries; LRU/hash overheads not counted). */
+/** Per-element bookkeeping of a hash map in the kernel (struct htab_elem), rounded. */
+const HASH_ELEM = 48;
+const r8 = (n: number): number => Math.ceil(n / 8) * 8;
+const hashBytes = (key: number, value: number, entries: number): number => (r8(key) + r8(value) + HASH_ELEM) * entries;
+
+/** Kernel memory of one loaded hook's maps: key + value + element overhead × entries (what bpftool reports as memlock, roughly). */
 export function connectMaps(hook: CompiledHook): PolicyMapPlan[] {
   const plan: PolicyMapPlan[] = [
-    { name: 'th_pc_events', bytes: TH_PC_EVENTS_BYTES },
-    { name: 'th_pc_rules', bytes: (4 + th_pc_rule.SIZE) * TH_PC_MAX_RULES },
+    { name: 'th_pc_events', bytes: TH_PC_EVENTS_BYTES + 4096 },
+    { name: 'th_pc_rules', bytes: th_pc_rule.SIZE * TH_PC_MAX_RULES },
   ];
   if (hook.binarySets.length) {
-    plan.push({ name: 'th_pc_procs', bytes: (4 + 16) * TH_PC_PROCS_ENTRIES });
-    plan.push({ name: 'th_pc_bins', bytes: (TH_PC_PATH_MAX + 8) * TH_PC_BINS_ENTRIES });
+    plan.push({ name: 'th_pc_procs', bytes: hashBytes(4, 16, TH_PC_PROCS_ENTRIES) });
+    plan.push({ name: 'th_pc_bins', bytes: hashBytes(TH_PC_PATH_MAX, 8, TH_PC_BINS_ENTRIES) });
   }
   // Sets are allocated on use (BPF_F_NO_PREALLOC): count what the policy puts there.
   let ids = 0;
@@ -49,9 +54,9 @@ export function connectMaps(hook: CompiledHook): PolicyMapPlan[] {
       else if (c.kind === 'ident') ids += c.identities.length;
       else ids += 64; // a DLabels set: a few dozen identities typically
     }
-  if (ids) plan.push({ name: 'th_pc_ids', bytes: Math.min(ids, TH_PC_IDS_ENTRIES) * (8 + 8) });
-  if (addrs) plan.push({ name: 'th_pc_addrs', bytes: Math.min(addrs, TH_PC_ADDRS_ENTRIES) * (24 + 8) });
-  if (hook.podSelector) plan.push({ name: 'th_pc_netns', bytes: (4 + 1) * TH_PC_NETNS_ENTRIES });
+  if (ids) plan.push({ name: 'th_pc_ids', bytes: hashBytes(8, 1, Math.min(ids, TH_PC_IDS_ENTRIES)) });
+  if (addrs) plan.push({ name: 'th_pc_addrs', bytes: Math.min(addrs, TH_PC_ADDRS_ENTRIES) * (24 + 8 + 48) });
+  if (hook.podSelector) plan.push({ name: 'th_pc_netns', bytes: hashBytes(4, 1, TH_PC_NETNS_ENTRIES) });
   return plan;
 }
 

@@ -205,7 +205,7 @@ function sumStats(v: Buffer): ConnectStats {
 
 /** The loaded hook (LoadedHook of the contract). */
 export class ConnectHook implements LoadedHook {
-  status: HookStatusInfo;
+  private baseStatus: HookStatusInfo;
   readonly kernelMemoryBytes: number;
   private obj?: BpfObject;
   private readonly maps = new Map<string, BpfMap>();
@@ -238,10 +238,20 @@ export class ConnectHook implements LoadedHook {
     kernelMemoryBytes: number,
     private readonly opts: ConnectKernelOptions = {},
   ) {
-    this.status = status;
+    this.baseStatus = status;
     this.kernelMemoryBytes = kernelMemoryBytes;
     this.mode = ctx.mode;
     this.cgroupRoot = cgroupRootOf(opts.cgroupRoot, ctx.deps.config.cgroupRoot);
+  }
+
+  /** The plan's status plus what keeping DLabels/podSelector current ran into lately. */
+  get status(): HookStatusInfo {
+    if (!this.problems.length) return this.baseStatus;
+    return { ...this.baseStatus, inUserSpace: [...this.baseStatus.inUserSpace, ...this.problems.map((p) => `problem: ${p}`)] };
+  }
+
+  set status(s: HookStatusInfo) {
+    this.baseStatus = s;
   }
 
   private map(name: string): BpfMap {
@@ -281,7 +291,8 @@ export class ConnectHook implements LoadedHook {
     const open = (setRetval: boolean): BpfObject => {
       const obj = native.openObject(objPath, {
         pinRoot: config.bpfDir,
-        mapSizes: { tetrahub_procs: procsEntries },
+        // Without matchBinaries the per-process maps are never used: one entry each.
+        mapSizes: { tetrahub_procs: procsEntries, ...(this.hook.binarySets.length ? {} : { th_pc_procs: 1, th_pc_bins: 1 }), ...(needKill ? {} : { th_pc_kill: 1 }), ...(this.hook.podSelector ? {} : { th_pc_netns: 1 }) },
         rodata: { agent_tgid: process.pid, follow_sets: follow, use_set_retval: setRetval ? 1 : 0, th_cilium_cluster_id: this.identity?.clusterId ?? 0 },
         skipPrograms: [
           ...(needKill ? [] : ['th_pc_connect_exit']),
@@ -618,7 +629,7 @@ export class ConnectHook implements LoadedHook {
   /** Decisions published without their process (not in the cache within the wait, or the queue was full). */
   noProcess = 0;
 
-  private known_(d: ConnectDecision): boolean {
+  private processKnown(d: ConnectDecision): boolean {
     const p = resolveProcess(this.ctx.deps.cache, this.ctx.deps.clock, d.tgid, d.procKtime);
     return !p.unknown && (d.procKtime === 0n || p.process.ktime === d.procKtime);
   }
@@ -632,7 +643,7 @@ export class ConnectHook implements LoadedHook {
       off += 8 + ((len + 7) & ~7);
       const d = decodeDecision(rec);
       if (!d) continue;
-      if (!this.known_(d) && this.pending.length < 4096) {
+      if (!this.processKnown(d) && this.pending.length < 4096) {
         this.pending.push({ d, until: Date.now() + PROCESS_WAIT_MS });
         this.pendingTimer ??= setTimeout(() => this.flushPending(), 20);
         continue;
@@ -648,7 +659,7 @@ export class ConnectHook implements LoadedHook {
     const out: PolicyEvent[] = [];
     const keep: { d: ConnectDecision; until: number }[] = [];
     for (const p of this.pending) {
-      if (this.closed || this.known_(p.d) || now >= p.until) this.emit(p.d, out);
+      if (this.closed || this.processKnown(p.d) || now >= p.until) this.emit(p.d, out);
       else keep.push(p);
     }
     this.pending = keep;
