@@ -351,6 +351,75 @@ describe('connect policy: identity-aware enforcement at the cgroup connect hooks
     });
   });
 
+  describe('binaries: followChildren and processes started before the policy', () => {
+    // Waits for a file to appear, then connects once (a process older than the policy).
+    const LATE = `
+import os, socket, sys, time
+print(os.getpid(), flush=True)
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.02)
+s = socket.socket(socket.AF_INET)
+s.settimeout(5)
+try:
+    s.connect((sys.argv[1], int(sys.argv[2])))
+    print('ok', flush=True)
+except OSError as e:
+    print('err', e.errno, flush=True)
+`;
+    // Runs python3 as a child: a descendant of the psql copy.
+    const LAUNCH = `
+import subprocess, sys
+r = subprocess.run(['python3', '-c', sys.argv[3], sys.argv[1], sys.argv[2]], capture_output=True, text=True)
+print(r.stdout.strip(), flush=True)
+`;
+    const policyText = (follow: boolean): string => `
+apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata: {name: "no-psql-family-on-5433"}
+spec:
+  kprobes:
+  - call: "tcp_connect"
+    syscall: false
+    args: [{index: 0, type: "sock"}]
+    selectors:
+    - matchArgs: [{index: 0, operator: DPort, values: ["5433"]}]
+      matchBinaries: [{operator: In, values: ["${psql}"], followChildren: ${follow}}]
+      matchActions: [{action: Override, argError: -1}]
+`;
+
+    test('followChildren: children of the psql copy match, other python3 processes do not', async () => {
+      const hook = await backend.load(parsePolicy(policyText(true)).policy as TracingPolicy, { list: 'kprobes', index: 0 }, { deps, mode: 'enforce', policyId: policyId++, counters: zeroCounters() });
+      try {
+        assert.equal(connectFrom(psql, veth.addrB, 5433).out, `err ${EPERM}`, 'psql itself');
+        const child = veth.execIn(veth.nsA, psql, ['-c', LAUNCH, veth.addrB, '5433', CLIENT]).trim();
+        assert.equal(child, `err ${EPERM}`, 'python3 started by psql');
+        assert.equal(connectFrom('python3', veth.addrB, 5433).out, 'ok', 'python3 not below psql');
+      } finally {
+        await hook.close();
+      }
+      const hook2 = await backend.load(parsePolicy(policyText(false)).policy as TracingPolicy, { list: 'kprobes', index: 0 }, { deps, mode: 'enforce', policyId: policyId++, counters: zeroCounters() });
+      try {
+        assert.equal(veth.execIn(veth.nsA, psql, ['-c', LAUNCH, veth.addrB, '5433', CLIENT]).trim(), 'ok', 'without followChildren the child is just python3');
+      } finally {
+        await hook2.close();
+      }
+    });
+
+    test('a psql copy already running when the policy loads is known as psql (seeded from the process cache)', async () => {
+      const flag = path.join(tmp, `go-${Date.now()}`);
+      const late = veth.spawnIn(veth.nsA, psql, ['-c', LATE, veth.addrB, '5433', flag]);
+      await waitForLine(late, /^\d+$/);
+      const hook = await backend.load(parsePolicy(policyText(false)).policy as TracingPolicy, { list: 'kprobes', index: 0 }, { deps, mode: 'enforce', policyId: policyId++, counters: zeroCounters() });
+      try {
+        fs.writeFileSync(flag, '');
+        assert.equal(await waitForLine(late, /^(ok|err)/), `err ${EPERM}`);
+      } finally {
+        late.kill('SIGKILL');
+        await hook.close();
+      }
+    });
+  });
+
   describe('UDP: udp_sendmsg at cgroup sendmsg4 (and connect4 for connected sockets)', () => {
     // sendto without connect, or connect + send: prints "ok" or "err <errno>".
     const UDP = `
