@@ -31,7 +31,31 @@ export function renderMetrics(s: StatusSnapshot): string {
     const name = metricName(k);
     lines.push(`# TYPE ${name} gauge`, `${name} ${v}`);
   }
+  if (s.policies) lines.push(...policyMetrics(s.policies));
   return lines.join('\n') + '\n';
+}
+
+function labelValue(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+/** Per-policy metrics, named after Tetragon's where it has one (tetragon-api.md §14). */
+function policyMetrics(policies: NonNullable<StatusSnapshot['policies']>): string[] {
+  const out: string[] = [];
+  const id = (p: { name: string; namespace: string }): string => `policy="${labelValue(p.name)}",policy_namespace="${labelValue(p.namespace)}"`;
+  out.push('# HELP tetrahub_tracingpolicy_loaded TracingPolicies by state.', '# TYPE tetrahub_tracingpolicy_loaded gauge');
+  const states = ['enabled', 'disabled', 'load_error', 'error', 'loading', 'unloading'];
+  for (const st of states) out.push(`tetrahub_tracingpolicy_loaded{state="${st}"} ${policies.filter((p) => p.state === st).length}`);
+  out.push('# HELP tetrahub_tracingpolicy_kernel_memory_bytes Kernel memory of each TracingPolicy (map estimates).', '# TYPE tetrahub_tracingpolicy_kernel_memory_bytes gauge');
+  for (const p of policies) out.push(`tetrahub_tracingpolicy_kernel_memory_bytes{${id(p)}} ${p.kernelMemoryBytes}`);
+  out.push('# HELP tetrahub_policy_actions_total Actions taken (or, monitor_*, audited) by each TracingPolicy.', '# TYPE tetrahub_policy_actions_total counter');
+  for (const p of policies) {
+    for (const [action, n] of Object.entries(p.counters)) {
+      const a = action.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+      out.push(`tetrahub_policy_actions_total{${id(p)},action="${a}"} ${n}`);
+    }
+  }
+  return out;
 }
 
 function handler(status: StatusProvider): http.RequestListener {

@@ -19,10 +19,14 @@ import { DnsNameCache } from '../enrich/dns/cache';
 import type { Sensor } from '../sensors/sensor';
 import { startHubbleServer } from '../api/hubble/server';
 import { createCiliumHubble, type CiliumHubble } from '../api/hubble/upstream';
-import { startTetragonServer, writeInfoFile } from '../api/tetragon/server';
+import { ApiError, startTetragonServer, writeInfoFile, type PolicyApi } from '../api/tetragon/server';
+import { policyApiOf } from '../api/tetragon/policies';
+import { PolicyDirWatcher, PolicyManager, resolvePolicyLoader } from '../policy/manager';
+import * as grpc from '@grpc/grpc-js';
+import * as path from 'node:path';
 import { startAdminServers, type AdminServers } from './admin';
 import { Logger } from './log';
-import { summarizeHooks, type StatusProvider, type StatusSnapshot } from './status';
+import { summarizeHooks, type PolicyStatus, type StatusProvider, type StatusSnapshot } from './status';
 import { VERSION } from './version';
 
 export class AgentStartError extends Error {}
@@ -53,6 +57,9 @@ export class Agent implements StatusProvider {
   identity?: CiliumIdentity;
   /** Cilium's Hubble followed and merged into our GetFlows stream (ciliumHubbleAddress). */
   ciliumHubble?: CiliumHubble;
+  /** TracingPolicies (--tracing-policy, --tracing-policy-dir, the Sensors gRPC methods). */
+  policies?: PolicyManager;
+  private policyDir?: PolicyDirWatcher;
 
   constructor(readonly config: AgentConfig, log?: Logger) {
     this.log = log ?? new Logger(config.logLevel);
@@ -130,6 +137,7 @@ export class Agent implements StatusProvider {
       status: this,
       version: VERSION,
       queueLimit: cfg.eventQueueSize,
+      policies: this.lazyPolicyApi(),
     });
     this.servers.push(tetragon);
     this.listeners.tetragon = tetragon.addresses;
@@ -154,10 +162,94 @@ export class Agent implements StatusProvider {
       throw new AgentStartError('no sensor could start; see the errors above');
     }
 
+    await this.startPolicies();
+
     this.admin = await startAdminServers({ status: this, adminSocket: cfg.adminSocket, metricsAddress: cfg.metricsAddress });
     this.listeners.admin = this.admin.addresses;
     this.log.info(`status and metrics on ${this.admin.addresses.join(', ')}`);
     for (const n of this.notes) this.log.warn(n);
+  }
+
+  /**
+   * The policy API the Tetragon server gets at start: the server listens
+   * before the sensors run, so calls that come before the manager exists are
+   * answered UNAVAILABLE (clients retry) rather than refused.
+   */
+  private lazyPolicyApi(): PolicyApi {
+    let api: PolicyApi | undefined;
+    const get = (): PolicyApi => {
+      if (!this.policies) throw new ApiError(grpc.status.UNAVAILABLE, 'tracing policies are not ready yet: the agent is starting');
+      return (api ??= policyApiOf(this.policies));
+    };
+    return {
+      add: (y, o) => get().add(y, o),
+      delete: (n, o) => get().delete(n, o),
+      list: (o) => get().list(o),
+      configure: (n, o) => get().configure(n, o),
+      domains: () => get().domains?.() ?? ['grpc'],
+      sensors: () => (this.policies ? (get().sensors?.() ?? []) : []),
+    };
+  }
+
+  /**
+   * The policy manager (after the sensors: the loader shares their process
+   * map and the Cilium identity source), then --tracing-policy files and the
+   * watched --tracing-policy-dir. A refused policy is logged and listed; the
+   * agent keeps running.
+   */
+  private async startPolicies(): Promise<void> {
+    const cfg = this.config;
+    const { loader, reason } = resolvePolicyLoader({
+      native: this.native,
+      bus: this.bus,
+      cache: this.cache,
+      clock: this.clock,
+      config: cfg,
+      log: this.log,
+      features: this.features,
+      ...(this.identity ? { identity: this.identity } : {}),
+    });
+    const manager = (this.policies = new PolicyManager({ loader, unavailableReason: reason, strict: cfg.policyStrict, log: this.log }));
+    if (!loader) this.notes.push(`tracing policies: ${reason}`);
+    this.counterSources.push(() => manager.counters());
+    for (const f of cfg.tracingPolicies) {
+      const file = path.resolve(f);
+      let text: string;
+      try {
+        text = fs.readFileSync(file, 'utf8');
+      } catch (e) {
+        manager.refuseFile(file, `cannot read ${file}: ${(e as Error).message}`);
+        this.log.error(`--tracing-policy ${file}: ${(e as Error).message}`);
+        continue;
+      }
+      await manager.syncFile(file, text, 'file').catch((e: unknown) => this.log.error(`--tracing-policy ${file}: ${(e as Error).message}`));
+    }
+    if (cfg.tracingPolicyDir) {
+      this.policyDir = new PolicyDirWatcher(path.resolve(cfg.tracingPolicyDir), manager, { log: this.log });
+      await this.policyDir.start();
+      this.log.info(`watching ${this.policyDir.dir} for tracing policies (*.yaml, *.yml, *.json)`);
+    }
+    for (const p of manager.list()) this.log.info(`tracing policy "${p.name}": ${p.state}, mode ${p.mode}${p.hooks.length ? ` [${summarizeHooks(p.hooks.map((h) => `${h.attachedAs || h.call}${h.state === 'loaded' ? '' : ` (${h.state})`}`))}]` : ''}`);
+  }
+
+  private policyStatus(): PolicyStatus[] | undefined {
+    if (!this.policies) return undefined;
+    return this.policies.list().map((p) => {
+      const out: PolicyStatus = {
+        id: p.id,
+        name: p.name,
+        namespace: p.namespace,
+        state: p.state,
+        mode: p.mode,
+        source: p.source,
+        kernelMemoryBytes: p.kernelMemoryBytes,
+        hooks: p.hooks.map((h) => ({ section: h.section, call: h.call, attachedAs: h.attachedAs, state: h.state, ...(h.fallback ? { fallback: h.fallback } : {}), ...(h.reason ? { reason: h.reason } : {}) })),
+        counters: { ...p.counters },
+      };
+      if (p.file) out.file = p.file;
+      if (p.error) out.error = p.error;
+      return out;
+    });
   }
 
   /** The configured sensors, process first: the others reuse its pinned process map. */
@@ -260,15 +352,24 @@ export class Agent implements StatusProvider {
       uptimeNs: Number(process.hrtime.bigint() - this.startHr),
       sensors: this.sensors.map((s) => s.status()),
       features,
-      notes: [...this.notes, ...this.sensors.flatMap((s) => (s.status().note ? [`${s.name}: ${s.status().note}`] : []))],
+      notes: [
+        ...this.notes,
+        ...this.sensors.flatMap((s) => (s.status().note ? [`${s.name}: ${s.status().note}`] : [])),
+        ...(this.policyDir?.dirError ? [this.policyDir.dirError] : []),
+        ...[...(this.policies?.fileErrors ?? new Map<string, string>())].map(([f, e]) => `tracing policy file ${f} refused: ${e}`),
+      ],
       counters,
       listeners: this.listeners,
+      ...(this.policies ? { policies: this.policyStatus() } : {}),
     };
   }
 
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    this.policyDir?.stop();
     for (const s of this.servers.reverse()) await s.close().catch(() => undefined);
+    // Policies before the sensors: their hooks share the sensors' process map.
+    await this.policies?.close().catch(() => undefined);
     await this.admin?.close().catch(() => undefined);
     for (const s of this.sensors) await s.stop().catch(() => undefined);
     this.identity?.close();

@@ -27,6 +27,27 @@ export interface StatusSnapshot {
   counters: Record<string, number>;
   /** Where each API listens. */
   listeners: Record<string, string[]>;
+  /** TracingPolicies held by the agent (absent when policies are not set up). */
+  policies?: PolicyStatus[];
+}
+
+/** One TracingPolicy as `tetrahub status` and /metrics show it. */
+export interface PolicyStatus {
+  id: number;
+  name: string;
+  namespace: string;
+  /** enabled | disabled | load_error | error | loading | unloading */
+  state: string;
+  /** enforce | monitor | monitor_only */
+  mode: string;
+  /** file | dir | grpc | cli */
+  source: string;
+  file?: string;
+  error?: string;
+  kernelMemoryBytes: number;
+  hooks: { section: string; call: string; attachedAs: string; state: string; fallback?: string; reason?: string }[];
+  /** Action counters: post, signal, monitorSignal, override, monitorOverride, notifyEnforcer, monitorNotifyEnforcer, nopost. */
+  counters: Record<string, number>;
 }
 
 export interface StatusProvider {

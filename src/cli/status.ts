@@ -28,6 +28,21 @@ export function formatStatus(s: StatusSnapshot): string {
   for (const sen of s.sensors) {
     out.push(`  ${sen.name.padEnd(12)} ${sen.state.padEnd(9)} ${summarizeHooks(sen.hooks)}${sen.note ? `\n  ${''.padEnd(12)} note: ${sen.note}` : ''}`);
   }
+  if (s.policies) {
+    out.push('', `Tracing policies (${s.policies.length}):`);
+    if (s.policies.length === 0) out.push('  none (--tracing-policy, --tracing-policy-dir or `tetrahub policy add`)');
+    for (const p of s.policies) {
+      const name = p.namespace ? `${p.namespace}/${p.name}` : p.name;
+      const c = p.counters;
+      const enforced = (c.signal ?? 0) + (c.override ?? 0) + (c.notifyEnforcer ?? 0);
+      const audited = (c.monitorSignal ?? 0) + (c.monitorOverride ?? 0) + (c.monitorNotifyEnforcer ?? 0);
+      out.push(`  ${name.padEnd(24)} ${p.state.padEnd(10)} mode ${p.mode.padEnd(12)} ${(p.file ?? p.source).padEnd(10)} posted ${c.post ?? 0}, enforced ${enforced}, audited ${audited}, ${Math.round(p.kernelMemoryBytes / 1024)} KiB`);
+      for (const h of p.hooks) {
+        out.push(`    ${h.section} ${h.call} → ${h.attachedAs || '-'}${h.state === 'loaded' ? '' : ` [${h.state}${h.reason ? `: ${h.reason}` : ''}]`}${h.fallback ? ` (fallback: ${h.fallback})` : ''}`);
+      }
+      if (p.error) out.push(`    error: ${p.error.split('\n').join('\n           ')}`);
+    }
+  }
   out.push('', 'Kernel features:');
   out.push('  ' + Object.entries(s.features).map(([k, v]) => `${k}=${v ? 'yes' : 'no'}`).join('  '));
   if (s.notes.length) {

@@ -417,7 +417,8 @@ export class PolicyManager {
       e.state = 'load_error';
       e.error = errorText(err);
       if (err instanceof PolicyLoadError && err.plan) {
-        e.hooks = err.plan.hooks;
+        // The plan's hooks, none of them attached now.
+        e.hooks = err.plan.hooks.map((h) => (h.state === 'loaded' ? { ...h, state: 'error' as const, reason: h.reason ?? 'not attached: the policy failed to load' } : h));
         if (err.plan.errors.length && !e.error.includes(err.plan.errors[0])) e.error += `: ${err.plan.errors.join('; ')}`;
       }
       this.opts.log?.error(`tracing policy "${e.policy.metadata.name}" failed to load: ${e.error}`);
