@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import type { EndpointInfo, PolicyEvent, RuntimeEvent } from '../../model/event';
 import { policyEvent } from '../tetragon/sensorkit';
 import { makeProcess } from '../tetragon/testkit';
-import { flowOf, flowResponseBytes, fullFlowOf } from './encode';
+import { eventNamespaces, flowOf, flowResponseBytes, fullFlowOf } from './encode';
 import { compileFilterLists } from './filter';
 import { protos } from './proto';
 import { podProcess, protojson, structToJson } from './testkit';
@@ -56,6 +56,7 @@ test('enforced connect denial: DROPPED L3_L4 flow, POLICY_DENIED, denied by the 
   assert.equal(f.traffic_direction, 2, 'EGRESS');
   assert.deepEqual(f.egress_denied_by, [{ name: 'psql-only-to-db', kind: 'TracingPolicy' }]);
   assert.equal(f.Summary, 'connect denied /usr/bin/python3 → 10.0.1.5:5432 (EPERM) (policy psql-only-to-db)');
+  assert.deepEqual(eventNamespaces(ev), [{ cluster: '', namespace: 'prod' }]);
   // On the wire: enum names, the policy, and the process in extensions.
   const w = decoded(ev);
   assert.equal(w.verdict, 'DROPPED');

@@ -130,6 +130,10 @@ export function eventNamespaces(ev: RuntimeEvent): { cluster: string; namespace:
     add(ev.source?.namespace);
     add(ev.destination?.namespace);
   }
+  if (ev.kind === 'policy' && ev.net) {
+    add(ev.net.source?.namespace);
+    add(ev.net.destination?.namespace);
+  }
   return out;
 }
 
