@@ -76,6 +76,9 @@ test('monitor mode: AUDIT policy-verdict flow that says what would have happened
   assert.equal(f.drop_reason_desc, undefined);
   assert.equal(f.egress_denied_by, undefined);
   assert.equal(f.Summary, 'connect would be denied /usr/bin/python3 → 10.0.1.5:5432 (policy psql-only-to-db, monitor mode)');
+  const killed = connectDenied(false);
+  killed.enforcement = { kind: 'denied', monitor: false, errno: 1, signal: 9 };
+  assert.equal(flowOf(killed, 'node1').Summary, 'connect denied and killed /usr/bin/python3 → 10.0.1.5:5432 (EPERM) (policy psql-only-to-db)');
 });
 
 test('Hubble filters find the denials: --verdict DROPPED, --type drop, --to-identity, --pod', () => {

@@ -326,7 +326,9 @@ export function policySummary(ev: PolicyEvent): string {
   if (ev.net) {
     const verb = /connect/.test(ev.functionName) ? 'connect' : hook;
     const peer = ev.net.daddr ? `→ ${hostPort(ev.net.daddr, ev.net.dport)}` : undefined;
-    const what = !enf ? verb : `${verb} ${mon ? 'would be ' : ''}${enf.kind === 'killed' ? 'killed' : enf.kind === 'signaled' ? 'signaled' : 'denied'}`;
+    // Sigkill on a connect both refuses it and kills the caller.
+    const kill = enf?.kind === 'denied' && enf.signal === 9 ? ' and killed' : '';
+    const what = !enf ? verb : `${verb} ${mon ? 'would be ' : ''}${enf.kind === 'killed' ? 'killed' : enf.kind === 'signaled' ? 'signaled' : 'denied'}${kill}`;
     return words(what, bin, peer, enf?.errno && !mon ? `(${errnoName(enf.errno)})` : undefined, tail);
   }
   const args = ev.args.map(policyArgText).filter((x): x is string => x !== undefined).slice(0, 3);
