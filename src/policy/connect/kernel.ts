@@ -295,6 +295,7 @@ export class ConnectHook implements LoadedHook {
         mapSizes: { tetrahub_procs: procsEntries, ...(this.hook.binarySets.length ? {} : { th_pc_procs: 1, th_pc_bins: 1 }), ...(needKill ? {} : { th_pc_kill: 1 }), ...(this.hook.podSelector ? {} : { th_pc_netns: 1 }) },
         rodata: { agent_tgid: process.pid, follow_sets: follow, use_set_retval: setRetval ? 1 : 0, th_cilium_cluster_id: this.identity?.clusterId ?? 0 },
         skipPrograms: [
+          ...(this.hook.binarySets.length ? [] : ['th_pc_exec', 'th_pc_fork', 'th_pc_exit']),
           ...(needKill ? [] : ['th_pc_connect_exit']),
           ...(needKill && this.hook.sendmsg ? [] : ['th_pc_sendto_exit', 'th_pc_sendmsg_exit']),
           ...(this.hook.sendmsg ? [] : ['th_pc_sendmsg4', 'th_pc_sendmsg6']),
@@ -321,7 +322,7 @@ export class ConnectHook implements LoadedHook {
     try {
       if (this.identity) this.unbindIdentity = this.identity.attachKernel({ map: (n) => this.map(n) });
       // Binary tracking first, then seed running processes: an exec racing the seed wins (NOEXIST).
-      for (const prog of ['th_pc_exec', 'th_pc_fork', 'th_pc_exit']) this.links.push(this.obj.attach(prog));
+      if (this.hook.binarySets.length) for (const prog of ['th_pc_exec', 'th_pc_fork', 'th_pc_exit']) this.links.push(this.obj.attach(prog));
       if (needKill) this.links.push(this.obj.attach('th_pc_connect_exit'));
       if (needKill && this.hook.sendmsg) for (const prog of ['th_pc_sendto_exit', 'th_pc_sendmsg_exit']) this.links.push(this.obj.attach(prog));
       this.writeBinaries();
