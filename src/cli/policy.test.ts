@@ -138,6 +138,21 @@ test('check: every good corpus file passes, every bad one fails naming the path'
     assert.ok(expect, f);
     assert.ok(r.stderr.includes(`: ${expect}: `), `${f}: expected ${expect} in ${r.stderr}`);
   }
+  // Strict mode refuses a policy whose hooks cannot attach here (BPF-LSM is refused on the test kernel, not in the VMs).
+  const lsm = await run('check', path.join(corpus, 'good', 'lsm-file-open.yaml'), '--strict');
+  if (/unsupported/.test(lsm.stdout)) {
+    assert.equal(lsm.code, 1, lsm.stdout);
+    assert.match(lsm.stdout, /would not load: lsmhooks\[0\] \(file_open\): unsupported: .*\(strict mode\)/);
+    const lax = await run('check', path.join(corpus, 'good', 'lsm-file-open.yaml'));
+    assert.equal(lax.code, 0, lax.stdout);
+    assert.match(lax.stdout, /ok \(1 policy\); 2 of 2 hooks unsupported on this kernel/);
+  }
+  const json = JSON.parse((await run('check', path.join(corpus, 'good', 'process-monitoring.yaml'), '-o', 'json')).stdout) as { ok: boolean; policies: { name: string; plan?: { hooks: unknown[] }; planUnavailable?: string }[] };
+  assert.equal(json.ok, true);
+  assert.equal(json.policies[0].name, 'process-monitoring');
+  // Without the kernel side (engine or addon missing) the plan is replaced by why.
+  if (json.policies[0].plan) assert.equal(json.policies[0].plan.hooks.length, 1);
+  else assert.match(json.policies[0].planUnavailable ?? '', /./);
   const seed = await run('check', path.join(corpus, 'good', 'process-monitoring.yaml'));
   assert.equal(seed.code, 0, seed.stdout + seed.stderr);
   assert.match(seed.stdout, /kprobe sys_execve \(syscall\)/);

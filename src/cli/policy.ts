@@ -305,6 +305,8 @@ async function runCheck(o: Opts): Promise<number> {
   const policies = results.map((r) => r.policy).filter((p): p is TracingPolicy => p !== undefined);
   const { loader, reason } = await planningLoader();
   let failed = false;
+  let hooks = 0;
+  let unsupported = 0;
   const json: unknown[] = [];
   for (const p of policies) {
     let plan: PolicyPlan | undefined;
@@ -313,6 +315,8 @@ async function runCheck(o: Opts): Promise<number> {
       try {
         plan = loader.plan(p, { mode: p.spec.options?.find((x) => x.name === 'policy-mode')?.value === 'monitor' ? 'monitor' : 'enforce', strict: o.strict });
         if (plan.errors.length) failed = true;
+        hooks += plan.hooks.length;
+        unsupported += plan.hooks.filter((h) => h.state !== 'loaded').length;
       } catch (e) {
         planError = (e as Error).message;
         failed = true;
@@ -330,7 +334,10 @@ async function runCheck(o: Opts): Promise<number> {
   if (o.output === 'json') process.stdout.write(JSON.stringify({ file, ok: !failed, warnings, policies: json }, null, 2) + '\n');
   else {
     for (const w of warnings) process.stderr.write(`warning: ${formatIssue(w)}\n`);
-    process.stdout.write(failed ? `${file}: valid, but would not load on this kernel (see "would not load" above)\n` : `${file}: ok (${policies.length} polic${policies.length === 1 ? 'y' : 'ies'})\n`);
+    const n = `${policies.length} polic${policies.length === 1 ? 'y' : 'ies'}`;
+    if (failed) process.stdout.write(`${file}: valid, but would not load on this kernel (see "would not load" above)\n`);
+    else if (unsupported) process.stdout.write(`${file}: ok (${n}); ${unsupported} of ${hooks} hook${hooks === 1 ? '' : 's'} unsupported on this kernel and would be skipped (--strict refuses instead)\n`);
+    else process.stdout.write(`${file}: ok (${n})\n`);
   }
   return failed ? 1 : 0;
 }
