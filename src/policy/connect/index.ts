@@ -4,6 +4,7 @@
 // whose selectors a cgroup connect4/connect6 hook can evaluate are planned
 // and loaded here (bpf/policy_connect.bpf.c); the generic backend takes the
 // rest. Works without kprobes and without BPF-LSM.
+import { cgroup2Mount } from '../../enrich/process/procfs';
 import type { FeatureProbe } from '../../kernel/types';
 import type { HookBackend, HookLoadContext, HookRef, HookStatusInfo, LoadedHook, PolicyMapPlan } from '../engine/types';
 import type { TracingPolicy } from '../types';
@@ -126,7 +127,7 @@ export class ConnectBackend implements HookBackend {
         maps: [],
       };
     }
-    return { status: statusOf(policy, r.hook, features, this.opts.cgroupRoot || '<cgroup root>'), maps: connectMaps(r.hook) };
+    return { status: statusOf(policy, r.hook, features, this.opts.cgroupRoot || cgroup2Mount() || '<cgroup2 mount>'), maps: connectMaps(r.hook) };
   }
 
   async load(policy: TracingPolicy, hook: HookRef, ctx: HookLoadContext): Promise<LoadedHook> {
@@ -134,7 +135,7 @@ export class ConnectBackend implements HookBackend {
     if (!r.ok) throw new Error(`${hook.list}[${hook.index}]: ${r.reason}`);
     const maps = connectMaps(r.hook);
     const bytes = maps.reduce((a, m) => a + m.bytes, 0);
-    const h = new ConnectHook(policy, r.hook, ctx, statusOf(policy, r.hook, ctx.deps.features, this.opts.cgroupRoot || ctx.deps.config.cgroupRoot || '<cgroup root>'), bytes, this.opts);
+    const h = new ConnectHook(policy, r.hook, ctx, statusOf(policy, r.hook, ctx.deps.features, this.opts.cgroupRoot || ctx.deps.config.cgroupRoot || cgroup2Mount() || '<cgroup2 mount>'), bytes, this.opts);
     await h.load();
     h.status = statusOf(policy, r.hook, ctx.deps.features, h.cgroupRoot, h.argErrorHonoured);
     this.loaded.add(h);
