@@ -20,6 +20,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Logger } from '../src/agent/log';
 import { flowOf } from '../src/api/hubble/encode';
+import { eventToProto } from '../src/api/tetragon/encode';
 import { EventBus } from '../src/bus/bus';
 import { defaultConfig, type AgentConfig } from '../src/config/config';
 import { ProcessCache } from '../src/enrich/process/cache';
@@ -261,6 +262,12 @@ describe('connect policy: identity-aware enforcement at the cgroup connect hooks
       assert.equal(flow.destination?.identity, DB);
       assert.deepEqual(flow.destination?.labels, LABELS.db);
       assert.equal(flow.l4?.TCP?.destination_port, 5432);
+      // What tetra getevents shows: process_kprobe with the policy name and the socket args.
+      const te = eventToProto(ev) as { process_kprobe?: { function_name?: string; policy_name?: string; process?: { pid?: { value: number } }; args?: { sock_arg?: { daddr: string; dport: number } }[] } };
+      assert.equal(te.process_kprobe?.policy_name, 'psql-only-to-db');
+      assert.equal(te.process_kprobe?.function_name, 'security_socket_connect');
+      assert.equal(te.process_kprobe?.process?.pid?.value, pid);
+      assert.deepEqual([te.process_kprobe?.args?.[0]?.sock_arg?.daddr, te.process_kprobe?.args?.[0]?.sock_arg?.dport], [veth.addrB, 5432]);
       const sockArg = ev.args.find((a) => a.t === 'sock');
       assert.ok(sockArg && sockArg.t === 'sock' && sockArg.sock.daddr === veth.addrB && sockArg.sock.dport === 5432, JSON.stringify(ev.args, (_k, v) => (typeof v === 'bigint' ? String(v) : v)));
       assert.ok(ev.args.some((a) => a.t === 'sockaddr' && a.addr === veth.addrB && a.port === 5432));
