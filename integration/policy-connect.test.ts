@@ -345,6 +345,30 @@ describe('connect policy: identity-aware enforcement at the cgroup connect hooks
       assert.equal(connectFrom('python3', veth.addrB, 5432).out, `err ${EPERM}`);
     });
 
+    test('Cilium re-creates its maps: the policy follows the new ones without reloading', async () => {
+      const followNew = async (): Promise<void> => {
+        await waitFor(() => (identity.maps.mapId('cilium_ipcache_v2') === fixture.mapId('cilium_ipcache_v2') && identity.maps.mapId('cilium_lxc') === fixture.mapId('cilium_lxc') ? true : undefined), 10_000, 'CiliumMaps on the new maps');
+        await new Promise((r) => setImmediate(r));
+      };
+      // New maps where the db address has an identity nobody labels: a stale slot (old maps) would still say db.
+      fixture.replaceAll({ keepEntries: false });
+      fixture.addIpcache(`${veth.addrA}/32`, { identity: API });
+      fixture.addIpcache(`${veth.addrB}/32`, { identity: 61000 });
+      fixture.addEndpoint(veth.addrB, { id: 102, identity: 61000, ifindex: 202 });
+      try {
+        await followNew();
+        assert.equal(connectFrom('python3', veth.addrB, 5432).out, 'ok');
+      } finally {
+        fixture.replaceAll({ keepEntries: false });
+        fixture.addIpcache(`${veth.addrA}/32`, { identity: API });
+        fixture.addIpcache(`${veth.addrB}/32`, { identity: DB });
+        fixture.addEndpoint(veth.addrA, { id: 101, identity: API, ifindex: 201 });
+        fixture.addEndpoint(veth.addrB, { id: 102, identity: DB, ifindex: 202 });
+        await followNew();
+      }
+      assert.equal(connectFrom('python3', veth.addrB, 5432).out, `err ${EPERM}`);
+    });
+
     test('counters count the refusals', async () => {
       await waitFor(() => (ctx.counters.override >= 5 && ctx.counters.monitorOverride >= 1 ? true : undefined), 5000, `override counters ${JSON.stringify(ctx.counters)}`);
       const st = hook.stats();
