@@ -209,6 +209,10 @@ spec:
     assert.equal(p?.mode, 'TP_MODE_ENFORCE');
     assert.match(JSON.stringify(p?.hook_statuses), /cgroup connect4/);
     assert.ok(Number(p?.kernel_memory_bytes) > 0);
+    const shown = await cli('list');
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /deny-test-port\s+grpc\s+enabled\s+0\s+\(global\)\s+generic_kprobe\s+\S+ \S+\s+enforce\s/);
+    assert.match(shown.stdout, /kprobes\[0\]\s+0\s+tcp_connect → cgroup connect4.*loaded$/m);
 
     assert.equal(await connectFrom(py, port), 'err 1', 'refused with EPERM in the kernel');
     const ev = await waitFor(() => kprobes(stream.events, 'deny-test-port')[0], 15_000, 'the denial on GetEvents');
