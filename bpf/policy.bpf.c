@@ -145,6 +145,8 @@ struct {
 
 enum { K_TP = 0, K_KPROBE = 1, K_LSM = 2 };
 
+#define EPERM_ 1
+
 static __always_inline struct th_pol_counters *counters(void)
 {
 	__u32 zero = 0;
@@ -158,6 +160,38 @@ static __always_inline struct th_pol_counters *counters(void)
 		if (__c)                                \
 			__c->field++;                   \
 	} while (0)
+
+/* Masks in the register right before use: clang drops masks it can prove
+ * redundant, and the verifier then loses the bound (spilled 32-bit values). */
+static __always_inline __u64 area_off(__u64 x)
+{
+	asm volatile("%0 &= 2047" : "+r"(x));
+	return x;
+}
+
+/* Arg index kept bounded in the register (rows 5-7 stay inside the value). */
+static __always_inline __u32 arg_idx(__u32 x)
+{
+	asm volatile("%0 &= 7" : "+r"(x));
+	return x;
+}
+
+/* Global functions take no pointers: 6.1 treats pointer args as plain
+ * memory, which map helpers refuse as keys; they look up the scratch and
+ * the config themselves. */
+static __always_inline struct pol_scratch *scratch(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&th_pol_scratch, &zero);
+}
+
+static __always_inline struct th_pol_cfg *pol_config(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&th_pol_cfg, &zero);
+}
 
 static __always_inline void zero256(__u8 *p)
 {
@@ -173,8 +207,9 @@ static __always_inline void zero256(__u8 *p)
  * TH_IF_* bits.
  */
 /* One step of the walk up from sc->pw_d: 1 = go on, 0 = done. Global: verified once. */
-__attribute__((noinline)) int th_path_step(struct pol_scratch *sc)
+__attribute__((noinline)) int th_path_step(void)
 {
+	struct pol_scratch *sc = scratch();
 	struct dentry *d, *parent, *mroot;
 	struct mount *mnt, *mp;
 	const unsigned char *name;
@@ -218,8 +253,9 @@ __attribute__((noinline)) int th_path_step(struct pol_scratch *sc)
  * d_path by hand: walk dentries and mounts up to the root, prepending names;
  * the result goes to sc->fwd[i]. Returns length | TH_IF_* bits.
  */
-__attribute__((noinline)) int th_build_path(struct pol_scratch *sc, __u64 dentry, __u64 vfsmnt, __u32 i)
+__attribute__((noinline)) int th_build_path(__u64 dentry, __u64 vfsmnt, __u32 i)
 {
+	struct pol_scratch *sc = scratch();
 	__u32 pos, n;
 	int k;
 
@@ -232,7 +268,7 @@ __attribute__((noinline)) int th_build_path(struct pol_scratch *sc, __u64 dentry
 	sc->pw_pos = 256;
 	sc->pw_flags = 0;
 	for (k = 0; k < TH_POL_PATH_DEPTH; k++) {
-		if (!th_path_step(sc))
+		if (!th_path_step())
 			break;
 	}
 	if (k == TH_POL_PATH_DEPTH)
@@ -245,15 +281,15 @@ __attribute__((noinline)) int th_build_path(struct pol_scratch *sc, __u64 dentry
 	n = 256 - pos;
 	if (n > TH_POL_STR_MAX)
 		n = TH_POL_STR_MAX;
-	bpf_probe_read_kernel(sc->fwd[i], n & 255, sc->path + (pos & 255));
+	bpf_probe_read_kernel(sc->fwd[arg_idx(i)], n & 255, sc->path + (pos & 255));
 	return (n & 255) | (sc->pw_flags & (TH_IF_TRUNC | TH_IF_ERROR));
 }
 
-static __always_inline int file_path(struct pol_scratch *sc, struct file *f, __u32 i)
+static __always_inline int file_path(struct file *f, __u32 i)
 {
 	if (!f)
 		return TH_IF_ERROR;
-	return th_build_path(sc, (__u64)BPF_CORE_READ(f, f_path.dentry), (__u64)BPF_CORE_READ(f, f_path.mnt), i);
+	return th_build_path((__u64)BPF_CORE_READ(f, f_path.dentry), (__u64)BPF_CORE_READ(f, f_path.mnt), i);
 }
 
 static __always_inline struct file *fd_file(long fd)
@@ -301,17 +337,19 @@ static __always_inline __s64 norm_int(__u64 v, const struct th_pol_arg *a)
 	return (__s64)v;
 }
 
-__attribute__((noinline)) int th_reverse(struct pol_scratch *sc, __u32 i, __u32 n)
+__attribute__((noinline)) int th_reverse(__u32 i, __u32 n)
 {
+	struct pol_scratch *sc = scratch();
 	int j;
 
 	if (!sc || i >= TH_POL_MAX_ARGS)
 		return 0;
+	i = arg_idx(i);
 	zero256(sc->rev[i]);
 	for (j = 0; j < TH_POL_STR_MAX; j++) {
 		if (j >= n)
 			break;
-		sc->rev[i][j] = sc->fwd[i][(n - 1 - j) & 255];
+		sc->rev[arg_idx(i)][j] = sc->fwd[arg_idx(i)][(n - 1 - j) & 255];
 	}
 	return 0;
 }
@@ -322,8 +360,10 @@ __attribute__((noinline)) int th_reverse(struct pol_scratch *sc, __u32 i, __u32 
  * sc->fwd[i] (reversed in sc->rev[i] for Postfix). Returns the new offset,
  * or -1 when the area is full. Global: verified once.
  */
-__attribute__((noinline)) int th_read_arg(struct pol_scratch *sc, struct th_pol_cfg *cfg, __u32 i, __u32 off, __u64 cbase)
+__attribute__((noinline)) int th_read_arg(__u32 i, __u32 off, __u64 cbase)
 {
+	struct pol_scratch *sc = scratch();
+	struct th_pol_cfg *cfg = pol_config();
 	struct th_pol_event *e;
 	struct th_pol_arg *a;
 	__u32 iflags = 0, n = 0;
@@ -333,9 +373,9 @@ __attribute__((noinline)) int th_read_arg(struct pol_scratch *sc, struct th_pol_
 	if (!sc || !cfg || i >= TH_POL_MAX_ARGS)
 		return -1;
 	e = &sc->ev;
-	a = &cfg->args[i];
-	sc->vals[i] = 0;
-	sc->lens[i] = 0;
+	a = &cfg->args[arg_idx(i)];
+	sc->vals[arg_idx(i)] = 0;
+	sc->lens[arg_idx(i)] = 0;
 	if (cfg->flags & TH_CF_TP_FIELDS) {
 		if (a->kind == TH_PA_DATALOC) {
 			__u32 loc = 0;
@@ -359,8 +399,8 @@ __attribute__((noinline)) int th_read_arg(struct pol_scratch *sc, struct th_pol_
 	if (a->kind == TH_PA_INT || a->kind == TH_PA_NONE) {
 		__s64 sv = norm_int(v, a);
 
-		sc->vals[i] = sv;
-		*(__s64 *)(e->args + (off & (TH_POL_AREA - 1))) = sv;
+		sc->vals[arg_idx(i)] = sv;
+		*(__s64 *)(e->args + area_off(off)) = sv;
 		return off + 8;
 	}
 	if (off > TH_POL_AREA - 4 - TH_POL_BUF_MAX) {
@@ -383,24 +423,24 @@ __attribute__((noinline)) int th_read_arg(struct pol_scratch *sc, struct th_pol_
 		if (n > TH_POL_BUF_MAX)
 			n = TH_POL_BUF_MAX;
 		if (a->flags & TH_AF_USER)
-			r = bpf_probe_read_user(e->args + ((off + 4) & (TH_POL_AREA - 1)), n, (void *)v);
+			r = bpf_probe_read_user(e->args + area_off(off + 4), n, (void *)v);
 		else
-			r = bpf_probe_read_kernel(e->args + ((off + 4) & (TH_POL_AREA - 1)), n, (void *)v);
+			r = bpf_probe_read_kernel(e->args + area_off(off + 4), n, (void *)v);
 		if (r < 0) {
 			iflags |= TH_IF_ERROR;
 			n = 0;
 		}
-		*(__u32 *)(e->args + (off & (TH_POL_AREA - 1))) = n | iflags;
+		*(__u32 *)(e->args + area_off(off)) = n | iflags;
 		return off + 4 + n;
 	}
-	zero256(sc->fwd[i]);
+	zero256(sc->fwd[arg_idx(i)]);
 	switch (a->kind) {
 	case TH_PA_STR:
 	case TH_PA_DATALOC:
 		if (a->flags & TH_AF_USER)
-			r = bpf_probe_read_user_str(sc->fwd[i], 256, (void *)v);
+			r = bpf_probe_read_user_str(sc->fwd[arg_idx(i)], 256, (void *)v);
 		else
-			r = bpf_probe_read_kernel_str(sc->fwd[i], 256, (void *)v);
+			r = bpf_probe_read_kernel_str(sc->fwd[arg_idx(i)], 256, (void *)v);
 		if (r <= 0) {
 			iflags |= TH_IF_ERROR;
 			n = 0;
@@ -411,13 +451,13 @@ __attribute__((noinline)) int th_read_arg(struct pol_scratch *sc, struct th_pol_
 		}
 		break;
 	case TH_PA_FD:
-		sc->vals[i] = (int)v;
-		r = file_path(sc, fd_file((long)(int)v), i);
+		sc->vals[arg_idx(i)] = (int)v;
+		r = file_path(fd_file((long)(int)v), i);
 		n = r & 0xffff;
 		iflags |= r & ~0xffff;
 		break;
 	case TH_PA_FILE:
-		r = file_path(sc, (struct file *)v, i);
+		r = file_path((struct file *)v, i);
 		n = r & 0xffff;
 		iflags |= r & ~0xffff;
 		break;
@@ -426,12 +466,12 @@ __attribute__((noinline)) int th_read_arg(struct pol_scratch *sc, struct th_pol_
 			iflags |= TH_IF_ERROR;
 			break;
 		}
-		r = th_build_path(sc, (__u64)BPF_CORE_READ((struct path *)v, dentry), (__u64)BPF_CORE_READ((struct path *)v, mnt), i);
+		r = th_build_path((__u64)BPF_CORE_READ((struct path *)v, dentry), (__u64)BPF_CORE_READ((struct path *)v, mnt), i);
 		n = r & 0xffff;
 		iflags |= r & ~0xffff;
 		break;
 	case TH_PA_BPRM:
-		r = file_path(sc, v ? BPF_CORE_READ((struct linux_binprm *)v, file) : NULL, i);
+		r = file_path(v ? BPF_CORE_READ((struct linux_binprm *)v, file) : NULL, i);
 		n = r & 0xffff;
 		iflags |= r & ~0xffff;
 		break;
@@ -441,11 +481,11 @@ __attribute__((noinline)) int th_read_arg(struct pol_scratch *sc, struct th_pol_
 	n &= 255;
 	if (n > TH_POL_STR_MAX)
 		n = TH_POL_STR_MAX;
-	sc->lens[i] = n;
-	bpf_probe_read_kernel(e->args + ((off + 4) & (TH_POL_AREA - 1)), n, sc->fwd[i]);
-	*(__u32 *)(e->args + (off & (TH_POL_AREA - 1))) = n | iflags;
+	sc->lens[arg_idx(i)] = n;
+	bpf_probe_read_kernel(e->args + area_off(off + 4), n, sc->fwd[arg_idx(i)]);
+	*(__u32 *)(e->args + area_off(off)) = n | iflags;
 	if (a->flags & TH_AF_REV)
-		th_reverse(sc, i, n);
+		th_reverse(i, n);
 	return off + 4 + n;
 }
 
@@ -461,7 +501,7 @@ static __always_inline void read_args(void *ctx, struct pol_scratch *sc, struct 
 	for (i = 0; i < TH_POL_MAX_ARGS; i++) {
 		if (i >= cfg->nargs)
 			break;
-		r = th_read_arg(sc, cfg, i, off, cbase);
+		r = th_read_arg(i, off, cbase);
 		if (r < 0)
 			break;
 		off = r & (TH_POL_AREA * 2 - 1);
@@ -557,8 +597,10 @@ static __always_inline int pids_match(const struct th_pol_sel *s, __u32 tgid, __
 }
 
 /* Bitmask of the selectors whose enter-side parts match. Global: verified once. */
-__attribute__((noinline)) __u32 th_eval_enter(struct pol_scratch *sc, struct th_pol_cfg *cfg, __u32 tgid)
+__attribute__((noinline)) __u32 th_eval_enter(__u32 tgid)
 {
+	struct pol_scratch *sc = scratch();
+	struct th_pol_cfg *cfg = pol_config();
 	struct th_pol_task *t;
 	__u32 bin_bits, pid_bits, cand = 0;
 	int s, m;
@@ -729,7 +771,7 @@ static __always_inline int on_enter(void *ctx, const __u64 *raw, int kind)
 	sc->raw[4] = raw[4];
 	sc->raw[5] = raw[5];
 	read_args(ctx, sc, cfg);
-	cand = th_eval_enter(sc, cfg, tgid);
+	cand = th_eval_enter(tgid);
 	if (!cand)
 		return 0;
 	e->cand = cand;
@@ -875,10 +917,14 @@ static __always_inline int lsm_common(void *ctx, __u64 a0, __u64 a1, __u64 a2, _
 	__u64 raw[6] = { a0, a1, a2, a3, 0, 0 };
 	int err;
 
+	/* an earlier program already denied: keep denying (6.12 checks the
+	 * return range, so only constants and a clamped errno are returned) */
 	if (prev)
-		return prev;
+		return -EPERM_;
 	err = on_enter(ctx, raw, K_LSM);
-	return err ? -err : 0;
+	if (err <= 0 || err > 4095)
+		return 0;
+	return -err;
 }
 
 SEC("lsm/file_open")
