@@ -8,8 +8,9 @@
  *   pol_tp_enter / pol_tp_exit    tracepoint (syscalls/sys_enter_X + sys_exit_X
  *                                 for syscall hooks without kprobes, or any
  *                                 tracepoint with args read by format offset)
- *   pol_kp_sys_enter              kprobe on __x64_sys_X (args in the inner pt_regs)
- *   pol_kp_enter / pol_kp_exit    kprobe / kretprobe on a kernel function
+ *   pol_kp_sys_enter[_ovr]        kprobe on __x64_sys_X (args in the inner pt_regs)
+ *   pol_kp_enter[_ovr] / pol_kp_exit  kprobe / kretprobe on a kernel function
+ *                                 (_ovr: with bpf_override_return, for Override)
  *   pol_lsm_*                     BPF-LSM hooks (Override = return -errno)
  *   pol_exec / pol_fork / pol_exit  matchBinaries / matchPIDs followForks state
  *
@@ -866,12 +867,11 @@ int pol_tp_exit(void *ctx)
 
 /* --- kprobes -------------------------------------------------------------- */
 
-SEC("kprobe")
-int pol_kp_sys_enter(struct pt_regs *ctx)
+/* x86_64 syscall wrappers: the real args are in the inner pt_regs */
+static __always_inline int kp_sys_enter(struct pt_regs *ctx)
 {
 	struct pt_regs *regs = (struct pt_regs *)PT_REGS_PARM1(ctx);
 	__u64 raw[6];
-	int err;
 
 	raw[0] = BPF_CORE_READ(regs, di);
 	raw[1] = BPF_CORE_READ(regs, si);
@@ -879,17 +879,12 @@ int pol_kp_sys_enter(struct pt_regs *ctx)
 	raw[3] = BPF_CORE_READ(regs, r10);
 	raw[4] = BPF_CORE_READ(regs, r8);
 	raw[5] = BPF_CORE_READ(regs, r9);
-	err = on_enter(ctx, raw, K_KPROBE);
-	if (err)
-		bpf_override_return(ctx, (unsigned long)(long)-err);
-	return 0;
+	return on_enter(ctx, raw, K_KPROBE);
 }
 
-SEC("kprobe")
-int pol_kp_enter(struct pt_regs *ctx)
+static __always_inline int kp_enter(struct pt_regs *ctx)
 {
 	__u64 raw[6];
-	int err;
 
 	raw[0] = PT_REGS_PARM1(ctx);
 	raw[1] = PT_REGS_PARM2(ctx);
@@ -897,7 +892,40 @@ int pol_kp_enter(struct pt_regs *ctx)
 	raw[3] = PT_REGS_PARM4(ctx);
 	raw[4] = PT_REGS_PARM5(ctx);
 	raw[5] = ctx->r9;
-	err = on_enter(ctx, raw, K_KPROBE);
+	return on_enter(ctx, raw, K_KPROBE);
+}
+
+/* Without bpf_override_return (kernels without CONFIG_BPF_KPROBE_OVERRIDE refuse the helper). */
+SEC("kprobe")
+int pol_kp_sys_enter(struct pt_regs *ctx)
+{
+	kp_sys_enter(ctx);
+	return 0;
+}
+
+SEC("kprobe")
+int pol_kp_enter(struct pt_regs *ctx)
+{
+	kp_enter(ctx);
+	return 0;
+}
+
+/* With Override: the function must allow error injection. */
+SEC("kprobe")
+int pol_kp_sys_enter_ovr(struct pt_regs *ctx)
+{
+	int err = kp_sys_enter(ctx);
+
+	if (err)
+		bpf_override_return(ctx, (unsigned long)(long)-err);
+	return 0;
+}
+
+SEC("kprobe")
+int pol_kp_enter_ovr(struct pt_regs *ctx)
+{
+	int err = kp_enter(ctx);
+
 	if (err)
 		bpf_override_return(ctx, (unsigned long)(long)-err);
 	return 0;

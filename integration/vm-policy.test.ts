@@ -170,11 +170,12 @@ for (const [kind, spec] of [
       assert.equal(ev.action, 'override');
       assert.deepEqual(ev.enforcement, { kind: 'denied', monitor: false, errno: 1 });
       assert.deepEqual(ev.args[0], { t: 'file', path: target });
-      assert.equal(lp.counters().override, 1);
+      assert.ok(lp.counters().override >= 1);
       // monitor mode: allowed, audited
       await lp.setMode('monitor');
       assert.equal((await run(bin, [target])).code, 0);
-      assert.equal(lp.counters().monitorOverride, 1);
+      assert.ok(lp.counters().monitorOverride >= 1);
+      await waitFor(() => (lp.counters().override === policyEvents(name).filter((e) => !e.enforcement?.monitor).length ? true : undefined), LONG, 'one event per denial');
     });
   });
 }

@@ -69,7 +69,7 @@ export interface CompiledHook {
 }
 
 export const ALL_PROGRAMS = [
-  'pol_tp_enter', 'pol_tp_exit', 'pol_kp_sys_enter', 'pol_kp_enter', 'pol_kp_exit',
+  'pol_tp_enter', 'pol_tp_exit', 'pol_kp_sys_enter', 'pol_kp_enter', 'pol_kp_sys_enter_ovr', 'pol_kp_enter_ovr', 'pol_kp_exit',
   'pol_lsm_file_open', 'pol_lsm_bprm_check_security', 'pol_lsm_file_permission', 'pol_lsm_path_unlink',
   'pol_exec', 'pol_fork', 'pol_exit',
 ] as const;
@@ -268,6 +268,7 @@ export function compileHook(policy: TracingPolicy, ref: HookRef, features: Featu
   let tpFields: TraceField[] | undefined;
   let canOverride = false;
   let overrideHow = '';
+  let noOverrideWhy = '';
   let lsmName: string | undefined;
   const selsRaw = h.selectors;
   const wantsOverride = hasAction(selsRaw, 'Override');
@@ -284,10 +285,12 @@ export function compileHook(policy: TracingPolicy, ref: HookRef, features: Featu
       const fn = k.call.replace(/^__x64_/, '').replace(/^sys_/, '');
       userMem = true;
       if (features.attach.kprobe) {
-        attach = [{ program: 'pol_kp_sys_enter', opts: { kprobe: `__x64_sys_${fn}` }, what: `kprobe __x64_sys_${fn}` }];
+        canOverride = features.helpers.bpf_override_return === true;
+        const prog = wantsOverride && canOverride ? 'pol_kp_sys_enter_ovr' : 'pol_kp_sys_enter';
+        attach = [{ program: prog, opts: { kprobe: `__x64_sys_${fn}` }, what: `kprobe __x64_sys_${fn}` }];
         exitAttach = { program: 'pol_kp_exit', opts: { kprobe: `__x64_sys_${fn}`, retprobe: true }, what: `kretprobe __x64_sys_${fn}` };
-        canOverride = !!features.helpers.bpf_override_return || features.helpers.bpf_override_return === undefined;
         overrideHow = 'bpf_override_return on the syscall entry';
+        noOverrideWhy = `bpf_override_return is not available (${features.reasons['helpers.bpf_override_return'] ?? 'kernel without CONFIG_BPF_KPROBE_OVERRIDE'})`;
       } else if (features.attach.tracepoint) {
         const fmt = readFormat('syscalls', `sys_enter_${fn}`);
         if ('reason' in fmt) return done(`kprobes are unavailable (${kprobeReason(features)}) and the fallback failed: ${fmt.reason}`);
@@ -310,10 +313,12 @@ export function compileHook(policy: TracingPolicy, ref: HookRef, features: Featu
         overrideHow = 'BPF-LSM return value';
         if (k.return) return done(`return values of ${k.call} are not available through BPF-LSM (kretprobes: ${features.attach.kprobe ? 'use without Override' : kprobeReason(features)})`);
       } else if (features.attach.kprobe) {
-        attach = [{ program: 'pol_kp_enter', opts: { kprobe: k.call }, what: `kprobe ${k.call}` }];
+        canOverride = features.helpers.bpf_override_return === true;
+        const prog = wantsOverride && canOverride ? 'pol_kp_enter_ovr' : 'pol_kp_enter';
+        attach = [{ program: prog, opts: { kprobe: k.call }, what: `kprobe ${k.call}` }];
         exitAttach = { program: 'pol_kp_exit', opts: { kprobe: k.call, retprobe: true }, what: `kretprobe ${k.call}` };
-        canOverride = features.helpers.bpf_override_return !== false;
         overrideHow = 'bpf_override_return (the function must allow error injection)';
+        noOverrideWhy = `bpf_override_return is not available (${features.reasons['helpers.bpf_override_return'] ?? 'kernel without CONFIG_BPF_KPROBE_OVERRIDE'})`;
       } else {
         const extra = lsmProg ? ` and BPF-LSM is not usable (${lsm.reason})` : lsmHook ? ` (no BPF-LSM program for ${lsmHook} in tetrahub: ${Object.keys(LSM_PROGRAMS).join(', ')})` : '';
         return done(`${kprobeReason(features)}${extra}`);
@@ -570,7 +575,8 @@ export function compileHook(policy: TracingPolicy, ref: HookRef, features: Featu
             } else {
               overrideUnsupported = true;
               const alt = acts.some((x) => x.action === 'Sigkill') ? '; Sigkill in the same selector still kills the caller' : '';
-              actionsOut.add(`Override ${a.argError}: NOT enforced — ${attach[0].what} cannot change a return value${status.fallback ? ` (kprobes unavailable: ${kprobeReason(features)})` : ''}${alt}`);
+              const why = noOverrideWhy || `${attach[0].what} cannot change a return value${status.fallback ? ` (kprobes unavailable: ${kprobeReason(features)})` : ''}`;
+              actionsOut.add(`Override ${a.argError}: NOT enforced — ${why}${alt}`);
             }
             break;
           default:
