@@ -940,43 +940,50 @@ int pol_kp_exit(struct pt_regs *ctx)
 
 /* --- BPF-LSM: one program per supported hook (the arity is fixed per hook) - */
 
-static __always_inline int lsm_common(void *ctx, __u64 a0, __u64 a1, __u64 a2, __u64 a3, int prev)
+/*
+ * Returns are 64-bit on purpose: 6.12 checks that R0 is in [-4095, 0] as a
+ * 64-bit value, and a 32-bit negation zero-extends.
+ */
+static __always_inline long lsm_common(void *ctx, __u64 a0, __u64 a1, __u64 a2, __u64 a3, long prev)
 {
 	__u64 raw[6] = { a0, a1, a2, a3, 0, 0 };
-	int err;
+	long err, r;
 
-	/* an earlier program already denied: keep denying (6.12 checks the
-	 * return range, so only constants and a clamped errno are returned) */
+	/* an earlier program already denied: keep denying */
 	if (prev)
 		return -EPERM_;
 	err = on_enter(ctx, raw, K_LSM);
 	if (err <= 0 || err > 4095)
 		return 0;
-	return -err;
+	/* 0 - err as a subtraction: the verifier keeps the range of SUB, not of NEG */
+	r = 0;
+	asm volatile("%0 -= %1" : "+r"(r) : "r"(err));
+	return r;
 }
 
+/* ctx[]: the hook's args, then the return value of the previous program */
 SEC("lsm/file_open")
-int BPF_PROG(pol_lsm_file_open, struct file *file, int ret)
+long pol_lsm_file_open(unsigned long long *ctx)
 {
-	return lsm_common(ctx, (__u64)file, 0, 0, 0, ret);
+	return lsm_common(ctx, ctx[0], 0, 0, 0, (int)ctx[1]);
 }
 
 SEC("lsm/bprm_check_security")
-int BPF_PROG(pol_lsm_bprm_check_security, struct linux_binprm *bprm, int ret)
+long pol_lsm_bprm_check_security(unsigned long long *ctx)
 {
-	return lsm_common(ctx, (__u64)bprm, 0, 0, 0, ret);
+	return lsm_common(ctx, ctx[0], 0, 0, 0, (int)ctx[1]);
 }
 
 SEC("lsm/file_permission")
-int BPF_PROG(pol_lsm_file_permission, struct file *file, int mask, int ret)
+long pol_lsm_file_permission(unsigned long long *ctx)
 {
-	return lsm_common(ctx, (__u64)file, (__u64)mask, 0, 0, ret);
+	return lsm_common(ctx, ctx[0], ctx[1], 0, 0, (int)ctx[2]);
 }
 
 SEC("lsm/path_unlink")
-int BPF_PROG(pol_lsm_path_unlink, const struct path *dir, struct dentry *dentry, int ret)
+long pol_lsm_path_unlink(unsigned long long *ctx)
 {
-	return lsm_common(ctx, (__u64)dir, (__u64)dentry, 0, 0, ret);
+	return lsm_common(ctx, ctx[0], ctx[1], 0, 0, (int)ctx[3 - 1]);
 }
 
 /* --- process state for matchBinaries / matchPIDs followForks --------------- */
