@@ -179,3 +179,43 @@ for (const [kind, spec] of [
     });
   });
 }
+
+test(`Override on a syscall kprobe (bpf_override_return) on ${inVm ?? '(vm)'}`, { skip, timeout: LONG * 3 }, async (t) => {
+  if (!features.helpers.bpf_override_return) {
+    t.skip(`bpf_override_return is not available in kernel ${inVm} (no CONFIG_BPF_KPROBE_OVERRIDE): Override on kprobes is reported as not enforced`);
+    return;
+  }
+  const bin = copyBin('th-ovr-cat');
+  const target = path.join(tmp, 'ovr-protected');
+  fs.writeFileSync(target, 'x');
+  const p = parse(`
+apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata: {name: "sys-ovr"}
+spec:
+  kprobes:
+  - call: "sys_openat"
+    syscall: true
+    args: [{index: 0, type: "int"}, {index: 1, type: "string"}]
+    selectors:
+    - matchBinaries: [{operator: In, values: ["${bin}"]}]
+      matchArgs: [{index: 1, operator: Equal, values: ["${target}"]}]
+      matchActions: [{action: Override, argError: -13}]
+`);
+  await withPolicy(p, async (lp) => {
+    assert.equal(lp.hooks[0].attachedAs, 'kprobe __x64_sys_openat');
+    if (/NOT enforced/.test(lp.hooks[0].actions.join())) {
+      // loaded without the helper: the process is not denied, and the status says why
+      assert.equal((await run(bin, [target])).code, 0);
+      t.skip(`kernel ${inVm}: ${lp.hooks[0].actions.join()}`);
+      return;
+    }
+    assert.match(lp.hooks[0].actions.join(), /Override -13: bpf_override_return/);
+    const denied = await run(bin, [target]);
+    assert.equal(denied.code, 1);
+    assert.match(denied.stderr, /Permission denied/);
+    assert.equal((await run('/usr/bin/cat', [target])).code, 0, 'other binary: allowed');
+    const ev = await waitFor(() => policyEvents('sys-ovr')[0], LONG, 'override event');
+    assert.deepEqual(ev.enforcement, { kind: 'denied', monitor: false, errno: 13 });
+  });
+});

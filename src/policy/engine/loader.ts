@@ -108,14 +108,36 @@ class GenericHook implements LoadedHook {
     const k = this.c.kernel!;
     const { native, config } = this.deps;
     fs.mkdirSync(config.bpfDir, { recursive: true });
-    const want = new Set(k.programs);
-    this.obj = native.openObject(objPath, {
-      pinRoot: config.bpfDir,
-      mapSizes: { ...k.mapSizes, tetrahub_procs: config.processMapEntries },
-      rodata: { agent_tgid: process.pid },
-      skipPrograms: ALL_PROGRAMS.filter((p) => !want.has(p)),
-    });
-    this.obj.load();
+    const load = (programs: string[]): BpfObject => {
+      const want = new Set(programs);
+      const obj = native.openObject(objPath, {
+        pinRoot: config.bpfDir,
+        mapSizes: { ...k.mapSizes, tetrahub_procs: config.processMapEntries },
+        rodata: { agent_tgid: process.pid },
+        skipPrograms: ALL_PROGRAMS.filter((p) => !want.has(p)),
+      });
+      try {
+        obj.load();
+      } catch (e) {
+        obj.close();
+        throw e;
+      }
+      return obj;
+    };
+    let attach = k.attach;
+    try {
+      this.obj = load(k.programs);
+    } catch (e) {
+      // The helper probe can say yes where the kprobe program type still refuses
+      // bpf_override_return (no CONFIG_BPF_KPROBE_OVERRIDE): load without it, say so.
+      const msg = (e as Error).message;
+      if (!/cannot use helper bpf_override_return|unknown func bpf_override_return/.test(msg)) throw e;
+      const plain = (p: string): string => p.replace(/_ovr$/, '');
+      this.obj = load(k.programs.map(plain));
+      attach = k.attach.map((a) => ({ ...a, program: plain(a.program) }));
+      this.status.actions = this.status.actions.map((a) => (a.startsWith('Override') ? `${a.split(':')[0]}: NOT enforced — this kernel refuses bpf_override_return in kprobe programs (CONFIG_BPF_KPROBE_OVERRIDE off)` : a));
+      this.status.reason = 'Override cannot be enforced on this attachment (see actions)';
+    }
     const obj = this.obj;
     this.cfgMap = obj.map('th_pol_cfg');
     this.countersMap = obj.map('th_pol_counters');
@@ -129,7 +151,7 @@ class GenericHook implements LoadedHook {
       this.links.push(obj.attach('pol_exec'), obj.attach('pol_fork'), obj.attach('pol_exit'));
       this.seedTasks(obj.map('th_pol_tasks'));
     }
-    for (const a of k.attach) this.links.push(obj.attach(a.program, a.opts));
+    for (const a of attach) this.links.push(obj.attach(a.program, a.opts));
   }
 
   /** Processes running at load: matchBinaries bits from the process cache (or /proc/PID/exe). */
@@ -247,6 +269,8 @@ class Loaded implements LoadedPolicy {
   private resolver?: ProcessResolver<Item>;
   private out: BusItem[] = [];
   private closed = false;
+  private timer?: NodeJS.Timeout;
+  private lastDropped = 0;
   readonly decodeErrors: DecodeErrors = { malformed: 0, unknownType: 0, badVersion: 0 };
   /** Records received from the kernel (all hooks). */
   records = 0;
@@ -276,6 +300,17 @@ class Loaded implements LoadedPolicy {
       },
     });
     this.consumer.start();
+    // Records the kernel could not reserve in a full ring travel the bus as loss notices.
+    this.timer = setInterval(() => this.pollDrops(), 1000);
+    this.timer.unref();
+  }
+
+  private pollDrops(): void {
+    const d = this.droppedInKernel();
+    if (d <= this.lastDropped) return;
+    const count = d - this.lastDropped;
+    this.lastDropped = d;
+    this.deps.bus.publish([{ kind: 'lost', seq: 0, time: this.deps.clock.now(), nodeName: this.deps.config.nodeName, source: 'kernel_ring', count, wire: new Map() }]);
   }
 
   private build(r: PolicyRecord, proc: ProcessInfo, parent: ProcessInfo | undefined): void {
@@ -342,6 +377,7 @@ class Loaded implements LoadedPolicy {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.timer) clearInterval(this.timer);
     for (const g of this.generic) g.detach();
     this.consumer?.stop();
     this.resolver?.drain(true);
