@@ -5,12 +5,12 @@
 // kernel), alternating, medians. CPU µs per exec of the loop and its
 // children is the figure that shows in-kernel cost.
 //
-//   node dist/bench/policy-exec.js [rounds=3] [execsPerLoop=3000]
+//   node dist/bench/run.js policy-exec   (or node dist/bench/policy-exec.js [rounds=3] [execsPerLoop=3000])
 import { spawnSync } from 'node:child_process';
 import { createPolicyLoader } from '../src/policy/engine';
 import { parsePolicy } from '../src/policy/parse';
 import { startStack } from '../src/sensors/file/testkit';
-import { buildCHelper, kernelSkipReason, median } from './common';
+import { type BenchResult, buildCHelper, kernelSkipReason, median, nowS, section, skipped } from './common';
 
 interface Loop {
   rate: number;
@@ -38,14 +38,14 @@ spec:
 `;
 }
 
-async function main(): Promise<void> {
+export async function run(rounds = 3, n = 3000): Promise<BenchResult> {
+  section('policy-exec: execve with the seed policy matching / filtered in the kernel / absent');
   const skip = kernelSkipReason();
   if (skip) {
-    console.log(`skipped: ${skip}`);
-    return;
+    console.log(`  skipped: ${skip}`);
+    return skipped('policy-exec', skip);
   }
-  const rounds = Number(process.argv[2] ?? 3);
-  const n = Number(process.argv[3] ?? 3000);
+  const t0 = nowS();
   const built = buildCHelper('spawn-loop.c', 'spawn-loop');
   if (!built.path) throw new Error(built.error ?? 'cannot build spawn-loop');
   const bin = built.path;
@@ -65,13 +65,26 @@ async function main(): Promise<void> {
     await st.close();
   }
   const base = median(res.none.map((x) => x.cpuUsPerExec));
+  const cpuOf = (k: string): number => median(res[k].map((x) => x.cpuUsPerExec));
   for (const [k, xs] of Object.entries(res)) {
-    const cpu = median(xs.map((x) => x.cpuUsPerExec));
-    console.log(`${k.padEnd(9)} ${median(xs.map((x) => x.rate)).toFixed(0).padStart(6)} exec/s  ${cpu.toFixed(1).padStart(7)} CPU µs/exec  (${k === 'none' ? 'baseline' : `${cpu - base >= 0 ? '+' : ''}${(cpu - base).toFixed(1)} µs`})`);
+    const cpu = cpuOf(k);
+    console.log(`  ${k.padEnd(9)} ${median(xs.map((x) => x.rate)).toFixed(0).padStart(6)} exec/s  ${cpu.toFixed(1).padStart(7)} CPU µs/exec  (${k === 'none' ? 'baseline' : `${cpu - base >= 0 ? '+' : ''}${(cpu - base).toFixed(1)} µs`})`);
   }
+  const m = cpuOf('matching');
+  return {
+    name: 'policy-exec',
+    status: 'ok',
+    value: `${m.toFixed(1)} CPU µs/exec with the seed policy matching`,
+    baseline: `${base.toFixed(1)} µs without a policy; filtered ${cpuOf('filtered').toFixed(1)} µs`,
+    ratio: `${(((m - base) / base) * 100).toFixed(1)} %`,
+    seconds: nowS() - t0,
+    figures: { none: res.none, matching: res.matching, filtered: res.filtered },
+  };
 }
 
-void main().catch((e: unknown) => {
-  console.error(e);
-  process.exit(1);
-});
+if (require.main === module) {
+  run(Number(process.argv[2] ?? 3), Number(process.argv[3] ?? 3000)).catch((e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

@@ -20,6 +20,7 @@ import * as identity from './identity';
 import * as memory from './memory';
 import * as merge from './merge';
 import * as pipeline from './pipeline';
+import * as policyExec from './policy-exec';
 
 const BENCHMARKS: { name: string; what: string; run: () => Promise<BenchResult> }[] = [
   { name: 'pipeline', what: 'ring → decoded records/s vs plain C libbpf', run: () => pipeline.run() },
@@ -29,6 +30,7 @@ const BENCHMARKS: { name: string; what: string; run: () => Promise<BenchResult> 
   { name: 'filestorm', what: 'open+close storm with the file sensor vs without', run: () => filestorm.run() },
   { name: 'identity', what: 'connect storm: no sensor / net sensor / net sensor + Cilium identity lookup', run: () => identity.run() },
   { name: 'connect-policy', what: 'connect storm with a 5-selector connect policy (identity lookup per connect) vs none', run: () => connectPolicy.run() },
+  { name: 'policy-exec', what: 'execve cost with the seed TracingPolicy matching / filtered in the kernel / absent', run: () => policyExec.run() },
   { name: 'merge', what: 'Cilium flows/s the Hubble merge decodes and enriches on one core, vs pass-through', run: () => merge.run() },
 ];
 
