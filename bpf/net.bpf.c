@@ -179,72 +179,7 @@ struct {
  * user space fills the one matching the pinned map's flags. The two ipcache
  * generations differ in value size (12 / 24 B): one slot each, v2 first.
  */
-const volatile __u16 th_cilium_cluster_id = 0;
-
-/*
- * Never read: the inner templates name their key/value types through
- * pointers only, for which clang emits forward declarations; libbpf needs
- * the full types to size the inner maps.
- */
-const volatile struct th_cilium_btf_anchor {
-	struct ipcache_key ipcache_key;
-	struct remote_endpoint_info ipcache_v2;
-	struct remote_endpoint_info_v1 ipcache_v1;
-	struct endpoint_key endpoint_key;
-	struct endpoint_info endpoint_info;
-} th_cilium_btf_anchor = {};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__array(values, struct {
-		__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-		__type(key, struct ipcache_key);
-		__type(value, struct remote_endpoint_info);
-		__uint(max_entries, 1);
-		__uint(map_flags, BPF_F_NO_PREALLOC);
-	});
-} th_cil_ipc_v2 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__array(values, struct {
-		__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-		__type(key, struct ipcache_key);
-		__type(value, struct remote_endpoint_info_v1);
-		__uint(max_entries, 1);
-		__uint(map_flags, BPF_F_NO_PREALLOC);
-	});
-} th_cil_ipc_v1 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__array(values, struct {
-		__uint(type, BPF_MAP_TYPE_HASH);
-		__type(key, struct endpoint_key);
-		__type(value, struct endpoint_info);
-		__uint(max_entries, 1);
-		__uint(map_flags, BPF_F_NO_PREALLOC);
-	});
-} th_cil_lxc SEC(".maps");
-
-/* cilium_lxc of a Cilium that preallocates its maps (map_flags 0). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__array(values, struct {
-		__uint(type, BPF_MAP_TYPE_HASH);
-		__type(key, struct endpoint_key);
-		__type(value, struct endpoint_info);
-		__uint(max_entries, 1);
-	});
-} th_cil_lxc_pa SEC(".maps");
+#include "th_cilium_slots.h"
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -402,17 +337,10 @@ static __always_inline __u8 cilium_end(void *ipc, void *lxc, __u16 family, __u8 
  */
 static __noinline void cilium_identify(struct th_net *r)
 {
-	__u32 zero = 0;
 	void *ipc, *lxc;
 	__u8 f = 0;
 
-	/* During an upgrade both generations may be pinned: v2 is authoritative. */
-	ipc = bpf_map_lookup_elem(&th_cil_ipc_v2, &zero);
-	if (!ipc)
-		ipc = bpf_map_lookup_elem(&th_cil_ipc_v1, &zero);
-	lxc = bpf_map_lookup_elem(&th_cil_lxc, &zero);
-	if (!lxc)
-		lxc = bpf_map_lookup_elem(&th_cil_lxc_pa, &zero);
+	th_cilium_maps(&ipc, &lxc);
 	if (ipc)
 		f |= TH_NET_ID_MAP_IPCACHE;
 	if (lxc)

@@ -47,16 +47,10 @@ const volatile __u32 agent_tgid = 0;
 const volatile __u64 follow_sets = 0;
 /* bpf_set_retval may be called (probed by user space: a failed load retries without). */
 const volatile __u8 use_set_retval = 0;
-const volatile __u16 th_cilium_cluster_id = 0;
 
 const volatile struct th_pc_btf_anchor {
 	struct th_pc_event ev;
 	struct th_pc_rule rule;
-	struct ipcache_key ipcache_key;
-	struct remote_endpoint_info ipcache_v2;
-	struct remote_endpoint_info_v1 ipcache_v1;
-	struct endpoint_key endpoint_key;
-	struct endpoint_info endpoint_info;
 } th_pc_btf_anchor = {};
 
 struct {
@@ -141,57 +135,8 @@ struct {
 	__type(value, __u8);
 } th_pc_kill SEC(".maps");
 
-/* Cilium's identity maps, by slot (see net.bpf.c for why map-in-map). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__array(values, struct {
-		__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-		__type(key, struct ipcache_key);
-		__type(value, struct remote_endpoint_info);
-		__uint(max_entries, 1);
-		__uint(map_flags, BPF_F_NO_PREALLOC);
-	});
-} th_cil_ipc_v2 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__array(values, struct {
-		__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-		__type(key, struct ipcache_key);
-		__type(value, struct remote_endpoint_info_v1);
-		__uint(max_entries, 1);
-		__uint(map_flags, BPF_F_NO_PREALLOC);
-	});
-} th_cil_ipc_v1 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__array(values, struct {
-		__uint(type, BPF_MAP_TYPE_HASH);
-		__type(key, struct endpoint_key);
-		__type(value, struct endpoint_info);
-		__uint(max_entries, 1);
-		__uint(map_flags, BPF_F_NO_PREALLOC);
-	});
-} th_cil_lxc SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__array(values, struct {
-		__uint(type, BPF_MAP_TYPE_HASH);
-		__type(key, struct endpoint_key);
-		__type(value, struct endpoint_info);
-		__uint(max_entries, 1);
-	});
-} th_cil_lxc_pa SEC(".maps");
+/* Cilium's identity maps, by slot (see th_cilium_slots.h for why map-in-map). */
+#include "th_cilium_slots.h"
 
 static __always_inline struct th_pc_stats *stats(void)
 {
@@ -315,7 +260,7 @@ __noinline int peer_identity(struct conn *c)
 	struct ipcache_key ik = {};
 	struct endpoint_key ek = {};
 	struct endpoint_info *ep;
-	__u32 zero = 0, *v;
+	__u32 *v;
 	void *ipc, *lxc;
 	__u8 f = 0;
 
@@ -330,12 +275,7 @@ __noinline int peer_identity(struct conn *c)
 	identity = &c->identity;
 	c->id_done = 1;
 
-	ipc = bpf_map_lookup_elem(&th_cil_ipc_v2, &zero);
-	if (!ipc)
-		ipc = bpf_map_lookup_elem(&th_cil_ipc_v1, &zero);
-	lxc = bpf_map_lookup_elem(&th_cil_lxc, &zero);
-	if (!lxc)
-		lxc = bpf_map_lookup_elem(&th_cil_lxc_pa, &zero);
+	th_cilium_maps(&ipc, &lxc);
 	if (ipc)
 		f |= TH_PC_EV_MAP_IPCACHE;
 	if (fam == 4) {

@@ -9,7 +9,7 @@ if [ ! -x "$VM" ]; then
   echo "# SKIP VM kernel tests: $VM not found (it lives in the shared folder beside the project)"
   exit 0
 fi
-mapfile -t files < <(ls dist/integration/vm.test.js dist/integration/vm-policy.test.js dist/src/kernel/native.test.js 2>/dev/null)
+mapfile -t files < <(ls dist/integration/vm.test.js dist/integration/vm-policy.test.js dist/integration/policy-connect.test.js dist/src/kernel/native.test.js 2>/dev/null)
 rc=0
 for k in 6.1 6.12; do
   echo "# VM kernel $k: ${files[*]}"

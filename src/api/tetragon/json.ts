@@ -8,7 +8,7 @@
 // print whenever set even when 0/false, 64-bit integers are strings, enums are
 // names, timestamps are RFC 3339 UTC with 0/3/6/9 fraction digits.
 import { constants as osConstants } from 'node:os';
-import type { DnsEvent, FileEvent, NetEvent, PodInfo, ProcessInfo, PolicyAction, PolicyArg, PolicyEvent, RuntimeEvent, SensorEvent, SyscallEvent, WallTime } from '../../model/event';
+import type { DnsEvent, FileEvent, NetEvent, PodInfo, ProcessInfo, PolicyAction, PolicyArg, PolicyEvent, PolicySock, RuntimeEvent, SensorEvent, SyscallEvent, WallTime } from '../../model/event';
 
 export type JsonPrimitive = string | number | boolean | null;
 export type JsonValue = JsonPrimitive | JsonValue[] | JsonObject;
@@ -386,33 +386,9 @@ export const SENSOR_POLICY: Record<Exclude<SensorEvent['kind'], 'policy'>, strin
   syscall: 'tetrahub-syscall',
 };
 
-export interface SockSpec {
-  family: string;
-  type: string;
-  protocol: string;
-  saddr: string;
-  daddr: string;
-  sport: number;
-  dport: number;
-  cookie?: bigint;
-  state?: string;
-}
-
-/** One KprobeArgument before it is written as JSON or protobuf (64-bit values as bigint). */
-export type ArgSpec = { label?: string } & (
-  | { t: 'int'; v: number }
-  | { t: 'uint'; v: number }
-  | { t: 'size'; v: bigint }
-  | { t: 'long'; v: bigint }
-  | { t: 'string'; v: string }
-  | { t: 'bytes'; v: Uint8Array; truncated?: boolean }
-  | { t: 'file' | 'path'; path: string; truncated?: boolean; permission?: string; flags?: string }
-  | { t: 'sock'; sock: SockSpec }
-  | { t: 'sockaddr'; family: string; addr: string; port: number }
-  | { t: 'cred'; uid: number; gid: number; euid: number; egid: number }
-  | { t: 'capability'; value: number; name: string }
-  | { t: 'linux_binprm'; path: string }
-);
+/** A socket arg and one KprobeArgument before JSON or protobuf encoding: the model's own types. */
+export type SockSpec = PolicySock;
+export type ArgSpec = PolicyArg;
 
 /**
  * KprobeAction (tetragon-api.md §2.2) by the model's action name: [number, protojson name].
